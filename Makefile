@@ -1,0 +1,73 @@
+# The project's commands. `make demo` runs the pipeline end to end on the embedded default;
+# `make test` runs the whole test suite. Both set everything up on a fresh machine first.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+UV_VERSION := 0.13.9
+DAY ?= 2013-06-30
+
+# The embedded default: everything inside the project's ignored .local/ folder.
+export AIRFLOW_HOME := $(CURDIR)/.local/airflow
+export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
+export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+export AIRFLOW__CORE__UNIT_TEST_MODE := False
+export AIRFLOW_CONN_SPARK_DEFAULT := {"conn_type": "spark", "host": "local[2]"}
+export SPARK_LOCAL_IP := 127.0.0.1
+export PYSPARK_PYTHON := $(BIN)/python
+export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)
+export PATH := $(BIN):$(PATH)
+
+.PHONY: help demo test test-fast lint lock check-prereqs clean
+
+help:
+	@echo "make demo   - set up, then run the retraining DAG once for DAY=$(DAY) and print its report"
+	@echo "make test   - set up, then run the whole test suite (end-to-end runs included)"
+	@echo "make lint   - ruff on the code"
+	@echo "make lock   - re-resolve requirements.txt and requirements-dev.txt from the .in files"
+	@echo "make clean  - remove .local/ (data, MLflow store, Airflow home) and build/"
+
+check-prereqs:
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found. Install Python 3.11 (or run make PYTHON=/path/to/python3.11)." >&2; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || { echo "error: $(PYTHON) is Python $$($(PYTHON) -c 'import platform; print(platform.python_version())'); this project needs 3.11 (Airflow 3.3 and the pinned wheels). Run make PYTHON=/path/to/python3.11." >&2; exit 1; }
+	@command -v java >/dev/null || { echo "error: java not found. Spark needs Java 17: install it (Debian: apt-get install openjdk-17-jre-headless) or put it on PATH / set JAVA_HOME." >&2; exit 1; }
+	@java -version 2>&1 | grep -Eq 'version "(17|21)' || { echo "error: Spark 4 needs Java 17 or 21; found: $$(java -version 2>&1 | head -1)." >&2; exit 1; }
+
+# The virtualenv is rebuilt when a lock file changes. uv installs the exact lock; pyspark-client
+# is excluded because it overwrites pyspark's files (see README, "Dependencies").
+$(VENV)/.installed: requirements.txt requirements-dev.txt excludes.txt | check-prereqs
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION) \
+	  || { echo "error: could not install uv from PyPI; check the network or a pip index setting." >&2; exit 1; }
+	@$(BIN)/uv pip install --quiet --python $(BIN)/python --excludes excludes.txt \
+	  -r requirements.txt -r requirements-dev.txt \
+	  || { echo "error: installing the pinned requirements failed (see above). Fix the cause, then run make again." >&2; exit 1; }
+	@touch $@
+
+$(AIRFLOW_HOME)/airflow.db: $(VENV)/.installed
+	@mkdir -p $(AIRFLOW_HOME)
+	airflow db migrate >/dev/null
+
+demo: $(VENV)/.installed $(AIRFLOW_HOME)/airflow.db
+	python -m flight_delays.demo --day $(DAY)
+
+test: $(VENV)/.installed
+	python -m pytest
+
+test-fast: $(VENV)/.installed
+	python -m pytest -m "not e2e"
+
+lint: $(VENV)/.installed
+	ruff check .
+
+lock: $(VENV)/.installed
+	uv pip compile requirements.in --python-version 3.11 --excludes excludes.txt -o requirements.txt
+	uv pip compile requirements-dev.in --python-version 3.11 -o requirements-dev.txt
+
+clean:
+	rm -rf .local build

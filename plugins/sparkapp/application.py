@@ -1,0 +1,169 @@
+"""The typed description of a Spark job and its rendering into a ``SparkApplication`` manifest.
+
+A :class:`SparkJob` says what runs (program, resources, Spark settings); :func:`render_manifest`
+turns it, with the run's arguments, into the ``sparkoperator.k8s.io/v1beta2`` object that every
+backend executes: the Spark Operator on Kubernetes, or local ``spark-submit`` on one machine.
+The manifest is the single description of the job; nothing else says how it runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+API_VERSION = "sparkoperator.k8s.io/v1beta2"
+KIND = "SparkApplication"
+
+#: Where the job image holds the project (its ``spark_jobs/`` among it); ``local://`` paths point here.
+IMAGE_APP_ROOT = "/opt/spark/work-dir"
+
+#: Spark version of the job image; it must match the pinned ``pyspark`` (a test checks it).
+SPARK_VERSION = "4.3.0"
+
+_DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+_MEMORY = re.compile(r"^[1-9][0-9]*[kmgt]$")
+_LABEL_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+MAX_NAME_LENGTH = 63
+#: Room left in a name for "-YYYYMMDD-" and an 8-character hash.
+MAX_JOB_NAME_LENGTH = MAX_NAME_LENGTH - 18
+
+
+class SparkApplicationSpecError(ValueError):
+    """A SparkApplication cannot be rendered from the given description."""
+
+
+@dataclass(frozen=True)
+class PodResources:
+    """CPU and memory of the driver or of each executor.
+
+    :param cores: whole cores given to Spark (``spark.{driver,executor}.cores``), at least 1.
+    :param memory: JVM heap in Spark's notation, e.g. ``"512m"`` or ``"2g"``.
+    """
+
+    cores: int = 1
+    memory: str = "1g"
+
+    def validate(self, role: str) -> None:
+        if not isinstance(self.cores, int) or self.cores < 1:
+            raise SparkApplicationSpecError(f"{role}.cores must be an integer >= 1, got {self.cores!r}")
+        if not _MEMORY.match(self.memory):
+            raise SparkApplicationSpecError(
+                f"{role}.memory must be a positive size with a unit k, m, g or t (e.g. '2g'), "
+                f"got {self.memory!r}"
+            )
+
+
+@dataclass(frozen=True)
+class SparkJob:
+    """A PySpark program and the resources it runs with: one SparkApplication per run.
+
+    :param name: short DNS-1035 name of the job; application names start with it.
+    :param main_application_file: the program, relative to the project root (``spark_jobs/x.py``).
+    :param image: the Spark job image on Kubernetes.
+    :param driver: driver resources.
+    :param executor: resources of each executor.
+    :param executor_instances: number of executors on Kubernetes.
+    :param spark_conf: Spark settings, the same on every backend.
+    :param py_files: extra Python files or archives, relative to the project root.
+    :param service_account: the driver's Kubernetes service account.
+    """
+
+    name: str
+    main_application_file: str
+    image: str
+    driver: PodResources = PodResources()
+    executor: PodResources = PodResources()
+    executor_instances: int = 1
+    spark_conf: Mapping[str, str] = field(default_factory=dict)
+    py_files: Sequence[str] = ()
+    service_account: str = "spark"
+
+    def validate(self) -> None:
+        if len(self.name) > MAX_JOB_NAME_LENGTH or not _DNS_1035.match(self.name):
+            raise SparkApplicationSpecError(
+                f"job name {self.name!r} must be a DNS-1035 label (lowercase letters, digits and '-', "
+                f"starting with a letter) of at most {MAX_JOB_NAME_LENGTH} characters"
+            )
+        self.driver.validate("driver")
+        self.executor.validate("executor")
+        if self.executor_instances < 1:
+            raise SparkApplicationSpecError(
+                f"executor_instances must be >= 1, got {self.executor_instances!r}"
+            )
+        bad_conf = {k: v for k, v in self.spark_conf.items() if not isinstance(v, str)}
+        if bad_conf:
+            raise SparkApplicationSpecError(f"sparkConf values must be strings, got {bad_conf!r}")
+
+
+def application_name(job_name: str, *, dag_id: str, task_id: str, data_interval_start: datetime,
+                     map_index: int = -1) -> str:
+    """Return the deterministic application name of one task's work on one data interval.
+
+    The same (dag, task, interval, map index) always gives the same name, so a retry finds the
+    application of the earlier try instead of creating a second one.
+    """
+    identity = f"{dag_id}/{task_id}/{data_interval_start.isoformat()}/{map_index}"
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:8]
+    return f"{job_name}-{data_interval_start:%Y%m%d}-{digest}"
+
+
+def label_value(value: str) -> str:
+    """Return ``value`` in a form Kubernetes accepts as a label value (<= 63 chars, alphanumeric ends)."""
+    return _LABEL_UNSAFE.sub("_", value)[:63].strip("._-")
+
+
+def render_manifest(job: SparkJob, *, name: str, namespace: str, arguments: Sequence[str] = (),
+                    labels: Mapping[str, str] | None = None) -> dict:
+    """Render ``job`` as a SparkApplication object, validating it first.
+
+    :param job: what runs.
+    :param name: the application name (see :func:`application_name`).
+    :param namespace: the namespace the application is created in.
+    :param arguments: the program's arguments for this run.
+    :param labels: labels of the application and of its driver and executor pods.
+    """
+    job.validate()
+    if len(name) > MAX_NAME_LENGTH or not _DNS_1035.match(name):
+        raise SparkApplicationSpecError(
+            f"metadata.name {name!r} must be a DNS-1035 label of at most {MAX_NAME_LENGTH} characters"
+        )
+    pod_labels = dict(labels or {})
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": {"name": name, "namespace": namespace, "labels": pod_labels},
+        "spec": {
+            "type": "Python",
+            "pythonVersion": "3",
+            "mode": "cluster",
+            "image": job.image,
+            "imagePullPolicy": "IfNotPresent",
+            "mainApplicationFile": f"local://{IMAGE_APP_ROOT}/{job.main_application_file}",
+            "arguments": [str(a) for a in arguments],
+            "sparkVersion": SPARK_VERSION,
+            "sparkConf": dict(job.spark_conf),
+            "deps": {"pyFiles": [f"local://{IMAGE_APP_ROOT}/{p}" for p in job.py_files]},
+            "restartPolicy": {
+                "type": "OnFailure",
+                "onFailureRetries": 2,
+                "onFailureRetryInterval": 30,
+                "onSubmissionFailureRetries": 3,
+                "onSubmissionFailureRetryInterval": 60,
+            },
+            "driver": {
+                "cores": job.driver.cores,
+                "memory": job.driver.memory,
+                "serviceAccount": job.service_account,
+                "labels": pod_labels,
+            },
+            "executor": {
+                "cores": job.executor.cores,
+                "instances": job.executor_instances,
+                "memory": job.executor.memory,
+                "labels": pod_labels,
+            },
+        },
+    }

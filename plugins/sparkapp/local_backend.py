@@ -1,0 +1,155 @@
+"""The embedded backend: runs a SparkApplication manifest with local ``spark-submit``.
+
+It translates what matters of the manifest (main file, arguments, sparkConf, deps, driver and
+executor resources) into a ``spark-submit`` call through the apache-spark provider's
+``SparkSubmitHook``; the master comes from the hook's connection (``local[2]`` on one machine).
+``spark-submit`` in client mode blocks until the job ends, so :meth:`create_application` returns a
+terminal application; its object, with a ``status`` shaped like the Spark Operator's, is kept as
+JSON under a state directory so that the sensor reads it exactly as it reads the API server.
+
+Not translated, because one machine has no use for them: image, service account, pod labels and
+the restart policy (Airflow's task retries play that part here).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sparkapp import states
+from sparkapp.application import IMAGE_APP_ROOT
+from sparkapp.client import ApplicationNotFound
+
+#: The project root: what the job image holds under ``IMAGE_APP_ROOT``.
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+STATE_DIR_ENV = "SPARKAPP_LOCAL_STATE_DIR"
+
+
+def default_state_dir() -> Path:
+    """Directory of application records: ``$SPARKAPP_LOCAL_STATE_DIR`` or ``.local/spark-applications``."""
+    return Path(os.environ.get(STATE_DIR_ENV, PROJECT_ROOT / ".local" / "spark-applications"))
+
+
+def local_path(uri: str, *, project_root: Path = PROJECT_ROOT) -> str:
+    """Map a ``local://`` path inside the job image to the same file in the project checkout.
+
+    Other URIs (``s3a://``, ``https://``, plain paths) are returned unchanged.
+    """
+    prefix = f"local://{IMAGE_APP_ROOT}/"
+    if uri.startswith(prefix):
+        return str(project_root / uri[len(prefix):])
+    if uri.startswith("local://"):
+        raise ValueError(f"{uri!r} is outside the job image's project root {IMAGE_APP_ROOT}")
+    return uri
+
+
+def spark_submit_arguments(manifest: dict, *, project_root: Path = PROJECT_ROOT) -> dict[str, Any]:
+    """Translate a SparkApplication manifest into ``SparkSubmitHook`` keyword arguments.
+
+    The returned ``application`` is the main file to submit; everything else is a hook argument.
+    """
+    spec = manifest["spec"]
+    driver, executor, deps = spec.get("driver", {}), spec.get("executor", {}), spec.get("deps", {})
+    conf = dict(spec.get("sparkConf", {}))
+    if "cores" in driver:
+        conf["spark.driver.cores"] = str(driver["cores"])
+
+    def joined(key: str) -> str | None:
+        paths = [local_path(p, project_root=project_root) for p in deps.get(key, [])]
+        return ",".join(paths) or None
+
+    return {
+        "application": local_path(spec["mainApplicationFile"], project_root=project_root),
+        "name": manifest["metadata"]["name"],
+        "application_args": list(spec.get("arguments", [])),
+        "conf": conf,
+        "driver_memory": driver.get("memory"),
+        "executor_cores": executor.get("cores"),
+        "executor_memory": executor.get("memory"),
+        "num_executors": executor.get("instances"),
+        "py_files": joined("pyFiles"),
+        "jars": joined("jars"),
+        "files": joined("files"),
+        "packages": ",".join(deps.get("packages", [])) or None,
+    }
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class LocalSparkApplicationClient:
+    """Runs SparkApplications with local ``spark-submit`` and keeps their objects as JSON files.
+
+    :param spark_conn_id: Airflow connection of the Spark master.
+    :param state_dir: where application objects are kept (one file per namespace and name).
+    :param project_root: the checkout that ``local://`` paths of the job image map to.
+    """
+
+    def __init__(self, *, spark_conn_id: str = "spark_default", state_dir: Path | None = None,
+                 project_root: Path = PROJECT_ROOT) -> None:
+        self.spark_conn_id = spark_conn_id
+        self.state_dir = state_dir or default_state_dir()
+        self.project_root = project_root
+
+    def _record_path(self, name: str, namespace: str) -> Path:
+        return self.state_dir / namespace / f"{name}.json"
+
+    def _save(self, application: dict) -> None:
+        meta = application["metadata"]
+        path = self._record_path(meta["name"], meta["namespace"])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=".", suffix=".tmp", delete=False) as f:
+            json.dump(application, f, indent=2)
+        os.replace(f.name, path)
+
+    def get_application(self, name: str, namespace: str) -> dict:
+        path = self._record_path(name, namespace)
+        try:
+            return json.loads(path.read_text())
+        except FileNotFoundError:
+            raise ApplicationNotFound(
+                f"SparkApplication {name} not found in namespace {namespace} (looked in {path})"
+            ) from None
+
+    def create_application(self, manifest: dict) -> dict:
+        """Run the application to its end and return its object with the final status.
+
+        A rerun of the same name replaces the earlier record, as a resubmission does on a cluster.
+        """
+        from airflow.providers.apache.spark.hooks.spark_submit import SparkSubmitHook
+
+        submit_args = spark_submit_arguments(manifest, project_root=self.project_root)
+        application = submit_args.pop("application")
+        application_object = {**manifest, "status": {
+            "applicationState": {"state": states.SUBMITTED},
+            "submissionAttempts": 1,
+            "lastSubmissionAttemptTime": _now(),
+        }}
+        self._save(application_object)
+        hook = SparkSubmitHook(conn_id=self.spark_conn_id, env_vars=self._environment(), **submit_args)
+        try:
+            hook.submit(application)
+        except Exception as exc:  # the hook raises AirflowException with spark-submit's exit code
+            final = {"state": states.FAILED, "errorMessage": str(exc)}
+        else:
+            final = {"state": states.COMPLETED}
+        application_object["status"].update(applicationState=final, terminationTime=_now())
+        self._save(application_object)
+        return application_object
+
+    def _environment(self) -> dict[str, str]:
+        # The driver and its Python workers must use this interpreter and find the project's
+        # packages, as the job image's PYTHONPATH does; Spark must not bind to a public address.
+        python_path = os.pathsep.join(filter(None, [str(self.project_root), os.environ.get("PYTHONPATH")]))
+        return {
+            "PYSPARK_PYTHON": os.environ.get("PYSPARK_PYTHON", sys.executable),
+            "PYSPARK_DRIVER_PYTHON": os.environ.get("PYSPARK_DRIVER_PYTHON", sys.executable),
+            "PYTHONPATH": python_path,
+            "SPARK_LOCAL_IP": os.environ.get("SPARK_LOCAL_IP", "127.0.0.1"),
+        }
