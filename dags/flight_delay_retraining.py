@@ -29,7 +29,8 @@ from sparkapp.operators.spark_application import SparkApplicationOperator
 from sparkapp.sensors.spark_application import SparkApplicationSensor
 
 SPARK_IMAGE = "ghcr.io/flight-delays/spark-jobs:0.1.0"
-SMALL_DATA_CONF = {"spark.sql.shuffle.partitions": "8"}  # days of ~1,000 rows: 200 partitions only cost time
+# Days of ~1,000 flights: 200 shuffle partitions would only cost time. INFO logs drown the task log.
+SPARK_CONF = {"spark.sql.shuffle.partitions": "8", "spark.log.level": "WARN"}
 
 FEATURES_JOB = SparkJob(
     name="features",
@@ -38,7 +39,7 @@ FEATURES_JOB = SparkJob(
     driver=PodResources(cores=1, memory="1g"),
     executor=PodResources(cores=1, memory="2g"),
     executor_instances=2,
-    spark_conf=SMALL_DATA_CONF,
+    spark_conf=SPARK_CONF,
 )
 TRAIN_JOB = SparkJob(
     name="train",
@@ -47,7 +48,7 @@ TRAIN_JOB = SparkJob(
     driver=PodResources(cores=1, memory="1g"),
     executor=PodResources(cores=1, memory="2g"),
     executor_instances=2,
-    spark_conf=SMALL_DATA_CONF,
+    spark_conf=SPARK_CONF,
 )
 
 

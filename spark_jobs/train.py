@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> None:
     params = {"n_estimators": args.n_estimators, "max_depth": args.max_depth,
               "learning_rate": args.learning_rate, "device": args.device, "num_workers": args.num_workers}
     classifier = SparkXGBClassifier(features_col=list(FEATURE_COLUMNS), label_col=LABEL_COLUMN,
-                                    missing=float("nan"), **params)
+                                    missing=float("nan"), verbose_eval=False, **params)
     model = classifier.fit(train)
     predictions = model.transform(test).withColumn(
         PROBABILITY, vector_to_array(F.col("probability"))[1]

@@ -26,7 +26,7 @@ def load_dag(dag_file: Path = DAG_FILE, dag_id: str = DAG_ID):
     bag = DagBag(dag_folder=str(dag_file))
     if bag.import_errors:
         raise RuntimeError(f"{dag_file} does not import: {bag.import_errors}")
-    return bag.get_dag(dag_id)
+    return bag.dags[dag_id]
 
 
 def run_dag(day: date, conf: dict | None = None):

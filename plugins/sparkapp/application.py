@@ -112,7 +112,7 @@ def application_name(job_name: str, *, dag_id: str, task_id: str, data_interval_
 
 def label_value(value: str) -> str:
     """Return ``value`` in a form Kubernetes accepts as a label value (<= 63 chars, alphanumeric ends)."""
-    return _LABEL_UNSAFE.sub("_", value)[:63].strip("._-")
+    return _LABEL_UNSAFE.sub("_", value).strip("._-")[:63].rstrip("._-")
 
 
 def render_manifest(job: SparkJob, *, name: str, namespace: str, arguments: Sequence[str] = (),

@@ -1,0 +1,58 @@
+"""Test-wide setup: an isolated embedded default, and one local Spark session per test run.
+
+The environment is set before anything imports Airflow, so no test touches the project's own
+``.local/`` (the demo's Airflow home, data root and MLflow store).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DIR = PROJECT_ROOT.parent / "shared"
+_SANDBOX = Path(tempfile.mkdtemp(prefix="flight-delays-tests-"))
+
+os.environ.update({
+    "AIRFLOW_HOME": str(_SANDBOX / "airflow"),
+    "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
+    "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
+    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    "AIRFLOW_CONN_SPARK_DEFAULT": '{"conn_type": "spark", "host": "local[2]"}',
+    "FLIGHT_DELAYS_DATA_ROOT": str(_SANDBOX / "data"),
+    "MLFLOW_TRACKING_URI": f"sqlite:///{_SANDBOX / 'mlflow' / 'mlflow.db'}",
+    "MLFLOW_ARTIFACT_LOCATION": str(_SANDBOX / "mlflow" / "artifacts"),
+    "SPARKAPP_LOCAL_STATE_DIR": str(_SANDBOX / "spark-applications"),
+    "SPARK_LOCAL_IP": "127.0.0.1",
+    "PYSPARK_PYTHON": sys.executable,
+    "PYSPARK_DRIVER_PYTHON": sys.executable,
+})
+(_SANDBOX / "mlflow").mkdir(parents=True)
+
+
+@pytest.fixture(scope="session")
+def sandbox() -> Path:
+    """The session's temporary root holding the Airflow home, data root and MLflow store."""
+    return _SANDBOX
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One local Spark session for every transform test."""
+    from pyspark.sql import SparkSession
+
+    session = (
+        SparkSession.builder.master("local[2]")
+        .appName("tests")
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.ui.enabled", "false")
+        .config("spark.log.level", "WARN")
+        .getOrCreate()
+    )
+    yield session
+    session.stop()

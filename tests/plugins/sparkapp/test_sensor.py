@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import pytest
+
+from sparkapp import states
+from sparkapp.local_backend import LocalSparkApplicationClient
+from sparkapp.sensors.spark_application import SparkApplicationFailed, SparkApplicationSensor
+
+WAITING_STATES = sorted(states.ALL_STATES - states.TERMINAL_STATES)
+
+
+def sensor_reading(tmp_path, state: str, error: str | None = None) -> SparkApplicationSensor:
+    client = LocalSparkApplicationClient(state_dir=tmp_path)
+    application_state = {"state": state} if error is None else {"state": state, "errorMessage": error}
+    client._save({"metadata": {"name": "train-20130630-0123abcd", "namespace": "ml-dev"},
+                  "status": {"applicationState": application_state}})
+    sensor = SparkApplicationSensor(task_id="wait", application_name="train-20130630-0123abcd",
+                                    namespace="ml-dev")
+    sensor.client = client
+    return sensor
+
+
+def test_only_terminal_states_are_terminal():
+    assert states.TERMINAL_STATES == {"COMPLETED", "FAILED"}
+    assert WAITING_STATES == [
+        "", "FAILING", "INVALIDATING", "PENDING_RERUN", "RESUMING", "RUNNING", "SUBMISSION_FAILED",
+        "SUBMITTED", "SUCCEEDING", "SUSPENDED", "SUSPENDING", "UNKNOWN",
+    ]
+
+
+def test_completed_application_satisfies_the_sensor(tmp_path):
+    assert sensor_reading(tmp_path, states.COMPLETED).poke({}) is True
+
+
+@pytest.mark.parametrize("state", WAITING_STATES)
+def test_sensor_waits_through_every_non_terminal_state(tmp_path, state):
+    assert sensor_reading(tmp_path, state, error="executor lost").poke({}) is False
+
+
+def test_failed_application_fails_the_sensor_with_its_error_message(tmp_path):
+    sensor = sensor_reading(tmp_path, states.FAILED, error="driver container failed with ExitCode: 1")
+    with pytest.raises(SparkApplicationFailed) as raised:
+        sensor.poke({})
+    assert str(raised.value) == (
+        "SparkApplication train-20130630-0123abcd in namespace ml-dev FAILED: "
+        "driver container failed with ExitCode: 1"
+    )
+
+
+def test_sensor_logs_each_state_once_when_entered(tmp_path, capsys):
+    sensor = sensor_reading(tmp_path, states.RUNNING)
+    sensor.poke({})
+    sensor.poke({})
+    # Airflow 3 task logging is structlog, written to stdout.
+    assert capsys.readouterr().out.count(
+        "SparkApplication train-20130630-0123abcd in namespace ml-dev is RUNNING") == 1
