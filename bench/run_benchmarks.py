@@ -1,0 +1,494 @@
+"""Benchmarks of the retraining DAG: parse time, demo run times, plain baseline, peak memory.
+
+Run as ``make bench`` does: ``.venv/bin/python bench/run_benchmarks.py`` (the Makefile's exported
+environment is optional: missing values get the same defaults). Everything runs in a fresh temporary
+directory (Airflow home, data root, MLflow store, Spark application records, logs), never in
+``.local/``. Measured, in one process run:
+
+a. parse time of ``dags/flight_delay_retraining.py`` vs. an empty DAG file (same ``DAG()`` kwargs,
+   no tasks): warm (in-process re-parse, median) and cold (one parse in a fresh interpreter);
+b. the demo run of one day via ``flight_delays.demo.run_dag``: first on an empty data root (it
+   bootstraps the window's history), then again (steady-state nightly run), with per-task times;
+c. ``bench/baseline_pandas_xgboost.py``: the same day's work as one plain pandas + xgboost script;
+d. peak memory of a demo run in a subprocess: ``/usr/bin/time -v`` (largest single process) and the
+   peak of the whole process tree's summed RSS (and PSS), sampled with psutil.
+
+Exits 1 if a DAG run fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+BENCH_DIR = PROJECT_ROOT / "bench"
+PLUGINS_DIR = PROJECT_ROOT / "plugins"
+DAG_FILE = PROJECT_ROOT / "dags" / "flight_delay_retraining.py"
+PYTHON = sys.executable
+GIB = 1024 ** 3
+
+# Targets.
+PARSE_RATIO_TARGET = 1.5
+RUN_RATIO_TARGET = 3.0
+MEMORY_TARGET_BYTES = 4 * GIB
+
+EMPTY_DAG = '''\
+"""An empty DAG with the same DAG() arguments as the retraining DAG and no tasks (benchmark reference)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from airflow.sdk import DAG, CronDataIntervalTimetable, Param
+
+with DAG(
+    dag_id="bench_empty_dag",
+    description="Empty reference DAG for the parse-time benchmark",
+    doc_md=__doc__,
+    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
+    start_date=datetime(2013, 1, 1, tzinfo=timezone.utc),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"owner": "ml-platform", "retries": 2, "retry_delay": timedelta(minutes=1)},
+    tags=["ml", "flight-delays", "spark"],
+    params={
+        "window_days": Param(28, type="integer", minimum=7, maximum=120, title="Training window (days)"),
+        "test_days": Param(3, type="integer", minimum=1, maximum=14, title="Test days"),
+        "history_days": Param(14, type="integer", minimum=1, maximum=60, title="History (days)"),
+        "device": Param("cpu", type="string", enum=["cpu", "cuda"], title="Training device"),
+        "num_workers": Param(2, type="integer", minimum=1, maximum=64, title="XGBoost workers"),
+        "n_estimators": Param(200, type="integer", minimum=10, maximum=5000, title="Boosting rounds"),
+        "max_depth": Param(6, type="integer", minimum=2, maximum=16, title="Maximum tree depth"),
+        "learning_rate": Param(0.1, type="number", exclusiveMinimum=0, maximum=1, title="Learning rate"),
+    },
+) as dag:
+    pass
+'''
+
+# One parse in a fresh interpreter: argv[1] is the DAG file. Prints JSON timings.
+COLD_PARSE = '''\
+import json, sys, time
+t0 = time.perf_counter()
+from airflow.dag_processing.dagbag import DagBag
+t1 = time.perf_counter()
+bag = DagBag(dag_folder=sys.argv[1])
+t2 = time.perf_counter()
+print("COLD_PARSE " + json.dumps({"import_airflow_s": t1 - t0, "parse_s": t2 - t1,
+                                  "dags": len(bag.dags), "errors": {k: str(v) for k, v in bag.import_errors.items()}}))
+'''
+
+
+def sandbox_env(tmp: Path) -> None:
+    """Point everything at ``tmp`` (before anything imports Airflow); default the Makefile's exports."""
+    (tmp / "mlflow").mkdir(parents=True, exist_ok=True)
+    os.environ.update({
+        "AIRFLOW_HOME": str(tmp / "airflow"),
+        "FLIGHT_DELAYS_DATA_ROOT": str(tmp / "data"),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp / 'mlflow' / 'mlflow.db'}",
+        "MLFLOW_ARTIFACT_LOCATION": str(tmp / "mlflow" / "artifacts"),
+        "SPARKAPP_LOCAL_STATE_DIR": str(tmp / "spark-applications"),
+    })
+    defaults = {
+        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PLUGINS_DIR),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "AIRFLOW_CONN_SPARK_DEFAULT": '{"conn_type": "spark", "host": "local[2]"}',
+        "SPARK_LOCAL_IP": "127.0.0.1",
+        "PYSPARK_PYTHON": PYTHON,
+    }
+    for key, value in defaults.items():
+        os.environ.setdefault(key, value)
+    paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    for extra in (str(PROJECT_ROOT), str(PLUGINS_DIR)):
+        if extra not in paths:
+            paths.insert(0, extra)
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
+    bin_dir = str(Path(PYTHON).parent)
+    if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
+    for extra in (str(BENCH_DIR), str(PROJECT_ROOT), str(PLUGINS_DIR)):
+        if extra not in sys.path:
+            sys.path.insert(0, extra)
+
+
+@contextlib.contextmanager
+def output_to(log_path: Path):
+    """Send this process's stdout/stderr (file descriptors, so child processes too) to ``log_path``."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(log_path, "ab") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
+def progress(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------------------------- a.
+def bench_parse(empty_dag: Path, repeats: int, log_path: Path) -> dict:
+    files = {"flight_delay_retraining.py": DAG_FILE, "empty DAG (same kwargs)": empty_dag}
+    cold: dict[str, dict] = {}
+    for label, path in files.items():
+        runs = []
+        for _ in range(3):
+            start = time.perf_counter()
+            done = subprocess.run([PYTHON, "-c", COLD_PARSE, str(path)], capture_output=True, text=True)
+            wall = time.perf_counter() - start
+            with open(log_path, "a") as log:
+                log.write(done.stdout + done.stderr)
+            line = next((x for x in done.stdout.splitlines() if x.startswith("COLD_PARSE ")), None)
+            if done.returncode or line is None:
+                raise RuntimeError(f"cold parse of {path} failed (rc {done.returncode}), see {log_path}")
+            result = json.loads(line[len("COLD_PARSE "):])
+            if result["errors"] or not result["dags"]:
+                raise RuntimeError(f"cold parse of {path}: {result['dags']} DAG(s), errors {result['errors']}")
+            runs.append({**result, "process_s": wall})
+        cold[label] = {k: statistics.median(r[k] for r in runs) for k in ("import_airflow_s", "parse_s", "process_s")}
+
+    with output_to(log_path):
+        from airflow.dag_processing.dagbag import DagBag
+
+        def parse(path: Path) -> float:
+            start = time.perf_counter()
+            bag = DagBag(dag_folder=str(path))
+            elapsed = time.perf_counter() - start
+            if bag.import_errors or not bag.dags:
+                raise RuntimeError(f"{path}: {len(bag.dags)} DAG(s), import errors {bag.import_errors}")
+            return elapsed
+
+        first = {label: parse(path) for label, path in files.items()}  # warm-up (real DAG: imports plugins)
+        warm: dict[str, list[float]] = {label: [] for label in files}
+        for _ in range(repeats):  # interleaved, so drift hits both alike
+            for label, path in files.items():
+                warm[label].append(parse(path))
+    return {"files": list(files), "cold": cold, "first_in_process": first,
+            "warm_median": {k: statistics.median(v) for k, v in warm.items()},
+            "warm_min": {k: min(v) for k, v in warm.items()}, "repeats": repeats}
+
+
+# --------------------------------------------------------------------------------------------- b.
+def task_durations(dag_id: str, run_id: str) -> list[tuple[str, float | None, int, str]]:
+    """(task_id, seconds, try_number, state) of the run's task instances, in start order."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        tis = session.query(TaskInstance).filter(TaskInstance.dag_id == dag_id,
+                                                 TaskInstance.run_id == run_id).all()
+        rows = [(ti.task_id, ti.start_date, ti.end_date, ti.try_number, str(ti.state)) for ti in tis]
+    rows.sort(key=lambda r: (r[1] is None, r[1]))
+    return [(task_id, (end - start).total_seconds() if start and end else None, tries, state)
+            for task_id, start, end, tries, state in rows]
+
+
+def bench_demo_run(day: date, label: str, log_path: Path) -> dict:
+    from flight_delays import demo
+    from flight_delays.settings import DataLayout, source_day
+
+    progress(f"demo run '{label}' for {day} (log: {log_path})")
+    # dag.test() runs the tasks in this process: drop what an earlier run cached (the source CSVs
+    # read by the ingest task), as a nightly run in a fresh worker process would not have it.
+    ingest_module = sys.modules.get("flight_delays.ingest")
+    if ingest_module is not None and hasattr(ingest_module.read_source, "cache_clear"):
+        ingest_module.read_source.cache_clear()
+    start = time.perf_counter()
+    error = None
+    with output_to(log_path):
+        print(f"\n===== bench: demo run '{label}' for {day} =====", flush=True)
+        try:
+            dag_run = demo.run_dag(day)
+        except Exception as exc:  # noqa: BLE001 - reported, and the script exits 1
+            import traceback
+
+            traceback.print_exc()
+            dag_run, error = None, f"{type(exc).__name__}: {exc}"
+    wall = time.perf_counter() - start
+    result = {"label": label, "wall_s": wall, "state": "error" if dag_run is None else str(dag_run.state),
+              "error": error, "tasks": [], "test_auc": None}
+    if dag_run is not None:
+        result["run_id"] = dag_run.run_id
+        result["tasks"] = task_durations(demo.DAG_ID, dag_run.run_id)
+        report_path = DataLayout.from_env().report(source_day(day))
+        if result["state"] == "success" and report_path.exists():
+            report = json.loads(report_path.read_text())
+            result["test_auc"] = report["test_metrics"]["test_auc"]
+            result["days_ingested"] = report["days_ingested"]
+    progress(f"demo run '{label}': {result['state']} in {wall:.1f} s")
+    return result
+
+
+# --------------------------------------------------------------------------------------------- d.
+def _pss(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def _describe(cmdline: list[str], name: str) -> str:
+    if not cmdline:
+        return name
+    head = [Path(cmdline[0]).name, *cmdline[1:]]
+    if "--name" in cmdline:  # spark-submit / SparkSubmit: name the application
+        i = cmdline.index("--name")
+        app = cmdline[i + 1] if i + 1 < len(cmdline) else "?"
+        main_class = next((a for a in cmdline if a.startswith("org.apache.spark.deploy.")), "")
+        return f"{Path(cmdline[0]).name} {main_class} --name {app}".replace("  ", " ")
+    text = " ".join(head)
+    return text if len(text) <= 90 else text[:87] + "..."
+
+
+def bench_memory(day: date, tmp: Path, interval: float) -> dict:
+    import psutil
+
+    root = tmp / "memory-run"
+    (root / "mlflow").mkdir(parents=True, exist_ok=True)
+    env = {**os.environ,
+           "FLIGHT_DELAYS_DATA_ROOT": str(root / "data"),
+           "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow' / 'mlflow.db'}",
+           "MLFLOW_ARTIFACT_LOCATION": str(root / "mlflow" / "artifacts"),
+           "SPARKAPP_LOCAL_STATE_DIR": str(root / "spark-applications")}
+    log_path, time_path = tmp / "memory-run.log", tmp / "memory-run.time-v.txt"
+    command = ["/usr/bin/time", "-v", "-o", str(time_path), PYTHON, "-m", "flight_delays.demo",
+               "--day", day.isoformat()]
+    progress(f"memory run (empty data root {root / 'data'}; log: {log_path})")
+    peak = {"sum_rss": 0, "sum_pss": 0, "max_single_rss": 0, "largest": "", "largest_rss": 0, "processes": 0}
+    samples = 0
+    start = time.perf_counter()
+    with open(log_path, "wb") as log:
+        child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=PROJECT_ROOT)
+        top = psutil.Process(child.pid)
+        while child.poll() is None:
+            try:
+                procs = [top, *top.children(recursive=True)]
+            except psutil.Error:
+                procs = []
+            sizes = []
+            for proc in procs:
+                try:
+                    with proc.oneshot():
+                        sizes.append((proc.memory_info().rss, proc))
+                except psutil.Error:
+                    continue
+            if sizes:
+                samples += 1
+                total = sum(rss for rss, _ in sizes)
+                biggest_rss, biggest = max(sizes, key=lambda s: s[0])
+                peak["max_single_rss"] = max(peak["max_single_rss"], biggest_rss)
+                if total > peak["sum_rss"]:
+                    try:
+                        description = _describe(biggest.cmdline(), biggest.name())
+                    except psutil.Error:
+                        description = "?"
+                    peak.update(sum_rss=total, largest=description, largest_rss=biggest_rss,
+                                processes=len(sizes), sum_pss_at_peak=sum(_pss(p.pid) for _, p in sizes))
+                peak["sum_pss"] = max(peak["sum_pss"], sum(_pss(p.pid) for _, p in sizes))
+            time.sleep(interval)
+    wall = time.perf_counter() - start
+    time_v = {}
+    if time_path.exists():
+        for line in time_path.read_text().splitlines():
+            key, _, value = line.strip().rpartition(": ")
+            time_v[key] = value
+    max_rss_kib = int(time_v.get("Maximum resident set size (kbytes)", 0) or 0)
+    return {"rc": child.returncode, "wall_s": wall, "samples": samples, "interval": interval,
+            "time_v_max_rss": max_rss_kib * 1024, "log": log_path, "time_v_file": time_path, **peak}
+
+
+# ------------------------------------------------------------------------------------------ report
+def fmt_s(seconds: float | None) -> str:
+    return "      -" if seconds is None else f"{seconds:8.2f} s"
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
+def print_report(day: date, tmp: Path, parse: dict | None, runs: list[dict], baseline: dict | None,
+                 memory: dict | None) -> None:
+    out: list[str] = []
+    w = out.append
+    w("")
+    w(f"Flight-delay DAG benchmarks  (day {day}, window 28 d, 3 test days, 14 history days; "
+      f"{os.cpu_count()} CPUs)")
+    w(f"work dir: {tmp}")
+
+    if parse:
+        real, empty = parse["files"]
+        ratio = parse["warm_median"][real] / parse["warm_median"][empty]
+        w("")
+        w(f"a. DAG file parse time (DagBag(dag_folder=file))")
+        w(f"   {'':34}{real:>26}{empty:>26}{'ratio':>8}")
+        w(f"   {'warm re-parse, median of ' + str(parse['repeats']):34}{fmt_s(parse['warm_median'][real]):>26}"
+          f"{fmt_s(parse['warm_median'][empty]):>26}{ratio:8.2f}   target <= {PARSE_RATIO_TARGET}: {verdict(ratio <= PARSE_RATIO_TARGET)}")
+        w(f"   {'warm re-parse, min':34}{fmt_s(parse['warm_min'][real]):>26}{fmt_s(parse['warm_min'][empty]):>26}"
+          f"{parse['warm_min'][real] / parse['warm_min'][empty]:8.2f}")
+        first = parse["first_in_process"]
+        w(f"   {'first parse in bench process':34}{fmt_s(first[real]):>26}{fmt_s(first[empty]):>26}"
+          f"{first[real] / first[empty]:8.2f}   (airflow already imported; real DAG imports plugins)")
+        cold = parse["cold"]
+        w(f"   {'cold, fresh interpreter (median of 3):':34}")
+        for key, name in (("parse_s", "  DagBag parse only"), ("import_airflow_s", "  import airflow DagBag"),
+                          ("process_s", "  whole python -c process")):
+            w(f"   {name:34}{fmt_s(cold[real][key]):>26}{fmt_s(cold[empty][key]):>26}"
+              f"{cold[real][key] / cold[empty][key]:8.2f}")
+
+    if runs:
+        w("")
+        w("b. Demo run via flight_delays.demo.run_dag (dag.test(), local spark-submit, in this process)")
+        task_ids = []
+        for run in runs:
+            for task_id, *_ in run["tasks"]:
+                if task_id not in task_ids:
+                    task_ids.append(task_id)
+        labels = [run["label"] for run in runs]
+        w(f"   {'task':34}" + "".join(f"{label:>26}" for label in labels))
+        for task_id in task_ids:
+            cells = []
+            for run in runs:
+                row = next((t for t in run["tasks"] if t[0] == task_id), None)
+                if row is None:
+                    cells.append("-")
+                else:
+                    _, seconds, tries, state = row
+                    note = "" if state == "success" and tries <= 1 else f" ({state}, try {tries})"
+                    cells.append(fmt_s(seconds).strip() + note)
+            w(f"   {task_id:34}" + "".join(f"{c:>26}" for c in cells))
+        sums = [sum(t[1] or 0 for t in run["tasks"]) for run in runs]
+        w(f"   {'sum of task times':34}" + "".join(f"{fmt_s(s).strip():>26}" for s in sums))
+        w(f"   {'overhead (dag.test loop, parse, DB)':34}"
+          + "".join(f"{fmt_s(run['wall_s'] - s).strip():>26}" for run, s in zip(runs, sums)))
+        w(f"   {'TOTAL wall time':34}" + "".join(f"{fmt_s(run['wall_s']).strip():>26}" for run in runs))
+        w(f"   {'DAG run state':34}" + "".join(f"{run['state']:>26}" for run in runs))
+        w(f"   {'days ingested':34}" + "".join(f"{str(run.get('days_ingested', '-')):>26}" for run in runs))
+        w(f"   {'pipeline test AUC (report.json)':34}"
+          + "".join(f"{('-' if run['test_auc'] is None else format(run['test_auc'], '.4f')):>26}" for run in runs))
+        for run in runs:
+            if run["error"]:
+                w(f"   {run['label']} raised: {run['error']}")
+
+    if baseline:
+        w("")
+        w("c. Plain baseline: bench/baseline_pandas_xgboost.py (pandas + XGBClassifier, one process, no Airflow/Spark)")
+        w(f"   window {baseline['window']}: {baseline['train_rows']} train / {baseline['test_rows']} test rows")
+        for step, seconds in baseline["timings"].items():
+            w(f"   {step:40}{fmt_s(seconds):>12}")
+        w(f"   {'TOTAL':40}{fmt_s(baseline['total_s']):>12}   "
+          f"(without imports {fmt_s(baseline['total_s'] - baseline['timings'].get('import pandas/xgboost/sklearn', 0)).strip()})")
+        w(f"   {'baseline test AUC':40}{baseline['test_auc']:>12.4f}")
+        by_label = {run["label"]: run for run in runs}
+        steady = by_label.get("2nd run (steady)")
+        first_run = by_label.get("1st run (empty root)")
+        if steady and steady["state"] == "success":
+            ratio = steady["wall_s"] / baseline["total_s"]
+            w(f"   {'ratio steady-state run / baseline':40}{ratio:>12.2f}   target <= {RUN_RATIO_TARGET}: "
+              f"{verdict(ratio <= RUN_RATIO_TARGET)}")
+        if first_run and first_run["state"] == "success":
+            w(f"   {'ratio first run (bootstrap) / baseline':40}{first_run['wall_s'] / baseline['total_s']:>12.2f}")
+        aucs = [f"{run['label']} {run['test_auc']:.4f}" for run in runs if run["test_auc"] is not None]
+        if aucs:
+            w(f"   AUC check: baseline {baseline['test_auc']:.4f} vs pipeline " + ", ".join(aucs))
+
+    if memory:
+        w("")
+        w("d. Peak memory of a demo run in a subprocess (python -m flight_delays.demo, fresh empty data root)")
+        w(f"   {'exit status / wall time':44}{memory['rc']:>6} / {memory['wall_s']:.1f} s")
+        w(f"   {'/usr/bin/time -v max RSS (largest process)':44}{memory['time_v_max_rss'] / GIB:>10.2f} GiB")
+        w(f"   {'psutil: max RSS of one process':44}{memory['max_single_rss'] / GIB:>10.2f} GiB")
+        w(f"   {'psutil: peak of process-tree RSS sum':44}{memory['sum_rss'] / GIB:>10.2f} GiB   "
+          f"target <= 4 GiB: {verdict(memory['sum_rss'] <= MEMORY_TARGET_BYTES)}")
+        w(f"   {'  (PSS sum at that moment / peak PSS sum)':44}{memory.get('sum_pss_at_peak', 0) / GIB:>10.2f} / "
+          f"{memory['sum_pss'] / GIB:.2f} GiB   (PSS splits shared pages)")
+        w(f"   {'  processes at the peak':44}{memory['processes']:>10}")
+        w(f"   {'  largest at the peak':44}{memory['largest_rss'] / GIB:>10.2f} GiB  {memory['largest']}")
+        w(f"   sampled every {memory['interval']} s ({memory['samples']} samples); "
+          f"log {memory['log']}; time -v output {memory['time_v_file']}")
+    print("\n".join(out), flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--day", type=date.fromisoformat, default=date(2013, 6, 30))
+    parser.add_argument("--parse-repeats", type=int, default=20)
+    parser.add_argument("--sample-interval", type=float, default=0.2, help="psutil sampling period (s)")
+    parser.add_argument("--skip-parse", action="store_true")
+    parser.add_argument("--skip-runs", action="store_true", help="skip the two in-process demo runs")
+    parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument("--skip-memory", action="store_true")
+    args = parser.parse_args(argv)
+
+    tmp = Path(tempfile.mkdtemp(prefix="flight-delays-bench-"))
+    sandbox_env(tmp)
+    log_path = tmp / "bench.log"
+    progress(f"work dir {tmp}; logs in {log_path}")
+
+    baseline = None
+    if not args.skip_baseline:  # first, so that its imports are cold as in a standalone script
+        progress("baseline (pandas + xgboost)")
+        import baseline_pandas_xgboost
+
+        baseline = baseline_pandas_xgboost.run(args.day)
+
+    progress("airflow db migrate")
+    (tmp / "airflow").mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        migrated = subprocess.run([str(Path(PYTHON).parent / "airflow"), "db", "migrate"], stdout=log,
+                                  stderr=subprocess.STDOUT)
+    if migrated.returncode:
+        progress(f"airflow db migrate failed (rc {migrated.returncode}), see {log_path}")
+        return 1
+
+    parse = None
+    if not args.skip_parse:
+        progress(f"parse times ({args.parse_repeats} warm parses each, 3 cold processes each)")
+        empty_dag = tmp / "empty_dag" / "bench_empty_dag.py"
+        empty_dag.parent.mkdir()
+        empty_dag.write_text(EMPTY_DAG)
+        parse = bench_parse(empty_dag, args.parse_repeats, log_path)
+
+    runs: list[dict] = []
+    if not args.skip_runs:
+        runs.append(bench_demo_run(args.day, "1st run (empty root)", log_path))
+        runs.append(bench_demo_run(args.day, "2nd run (steady)", log_path))
+
+    memory = None if args.skip_memory else bench_memory(args.day, tmp, args.sample_interval)
+
+    print_report(args.day, tmp, parse, runs, baseline, memory)
+    failed = [run["label"] for run in runs if run["state"] != "success"]
+    if memory is not None and memory["rc"] != 0:
+        failed.append(f"memory run (rc {memory['rc']})")
+    if failed:
+        print(f"\nFAILED: {', '.join(failed)}; see {log_path}" + ("" if memory is None else f" and {memory['log']}"),
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,131 @@
+from __future__ import annotations
+
+import math
+from datetime import date, datetime, timezone
+
+import pytest
+from pyspark.sql import Row
+from pyspark.testing import assertDataFrameEqual
+
+from spark_jobs.features import (
+    FEATURE_COLUMNS,
+    PLANES_SCHEMA,
+    RAW_FLIGHTS_SCHEMA,
+    RAW_WEATHER_SCHEMA,
+    build_features,
+    daily_delay_counts,
+    parse_args,
+    schedule_features,
+    trailing_delay_rate,
+    with_flight_date,
+)
+
+LEAKY_COLUMNS = {"dep_time", "dep_delay", "arr_time", "arr_delay", "air_time"}
+
+
+def flight(day: int, *, carrier="AA", flight_no=1, arr_delay=0.0, origin="JFK", dest="LAX", sched_dep_time=1545,
+           sched_arr_time=1905, tailnum="N1", hour=15, dep_delay=0.0):
+    return {
+        "year": 2013, "month": 6, "day": day, "dep_time": 1545.0, "sched_dep_time": sched_dep_time,
+        "dep_delay": dep_delay, "arr_time": 1910.0, "sched_arr_time": sched_arr_time, "arr_delay": arr_delay,
+        "carrier": carrier, "flight": flight_no, "tailnum": tailnum, "origin": origin, "dest": dest,
+        "air_time": 330.0, "distance": 2475, "hour": hour, "minute": 45,
+        "time_hour": datetime(2013, 6, day, hour + 4, tzinfo=timezone.utc),
+    }
+
+
+def raw_flights(spark, rows):
+    return spark.createDataFrame([Row(**r) for r in rows], RAW_FLIGHTS_SCHEMA)
+
+
+def test_daily_delay_counts_skip_flights_that_did_not_arrive(spark):
+    flights = with_flight_date(raw_flights(spark, [
+        flight(1, arr_delay=20.0), flight(1, arr_delay=15.0), flight(1, arr_delay=14.0),
+        flight(1, arr_delay=None), flight(1, carrier="UA", arr_delay=60.0),
+    ]))
+    assertDataFrameEqual(daily_delay_counts(flights, ("carrier",)), [
+        Row(date=date(2013, 6, 1), carrier="AA", flights=3, delayed=2),
+        Row(date=date(2013, 6, 1), carrier="UA", flights=1, delayed=1),
+    ])
+
+
+def test_trailing_delay_rate_uses_only_earlier_days_of_the_history(spark):
+    daily = spark.createDataFrame([
+        Row(date=date(2013, 6, 1), carrier="AA", flights=10, delayed=2),
+        Row(date=date(2013, 6, 2), carrier="AA", flights=10, delayed=8),
+        Row(date=date(2013, 6, 3), carrier="AA", flights=5, delayed=5),
+        Row(date=date(2013, 6, 2), carrier="UA", flights=4, delayed=1),
+    ])
+    targets = spark.createDataFrame([
+        Row(date=date(2013, 6, 1), carrier="AA", flight=1),
+        Row(date=date(2013, 6, 3), carrier="AA", flight=2),
+        Row(date=date(2013, 6, 3), carrier="UA", flight=3),
+        Row(date=date(2013, 6, 3), carrier="DL", flight=4),
+    ])
+    two_days = trailing_delay_rate(targets, daily, ("carrier",), 2, "rate")
+    assertDataFrameEqual(two_days, [
+        Row(date=date(2013, 6, 1), carrier="AA", flight=1, rate=None),
+        Row(date=date(2013, 6, 3), carrier="AA", flight=2, rate=0.5),   # (2 + 8) / (10 + 10)
+        Row(date=date(2013, 6, 3), carrier="UA", flight=3, rate=0.25),
+        Row(date=date(2013, 6, 3), carrier="DL", flight=4, rate=None),
+    ])
+    one_day = trailing_delay_rate(targets, daily, ("carrier",), 1, "rate")
+    assert {r.flight: r.rate for r in one_day.collect()} == {1: None, 2: 0.8, 3: 0.25, 4: None}
+
+
+def test_schedule_features(spark):
+    flights = with_flight_date(raw_flights(spark, [
+        flight(30, carrier="UA", origin="JFK", sched_dep_time=1545, sched_arr_time=5),
+        flight(29, carrier="ZZ", origin="LGA", sched_dep_time=600, sched_arr_time=2359),
+    ]))
+    rows = schedule_features(flights).select(
+        "day_of_week", "sched_dep_hour", "sched_dep_minute", "sched_arr_hour", "carrier_code", "origin_code"
+    ).collect()
+    assert [tuple(r) for r in rows] == [(1, 15, 45, 0, 11, 1), (7, 6, 0, 23, -1, 2)]
+
+
+def test_build_features_has_no_leakage_and_exact_values(spark):
+    rows = [
+        flight(1, arr_delay=30.0, flight_no=10), flight(1, arr_delay=0.0, flight_no=11),
+        flight(2, arr_delay=40.0, flight_no=12, dep_delay=35.0),
+        flight(2, arr_delay=None, flight_no=13),  # cancelled: no label, not a training row
+        flight(2, arr_delay=-5.0, flight_no=14, tailnum="N-UNKNOWN", hour=9),
+    ]
+    weather = spark.createDataFrame([Row(
+        origin="JFK", year=2013, month=6, day=2, hour=15, temp=80.0, dewp=60.0, humid=50.0, wind_dir=90.0,
+        wind_speed=10.0, wind_gust=None, precip=0.0, pressure=1010.0, visib=10.0,
+        time_hour=datetime(2013, 6, 2, 19, tzinfo=timezone.utc),
+    )], RAW_WEATHER_SCHEMA)
+    planes = spark.createDataFrame([Row(tailnum="N1", year=2004.0, engines=2, seats=150)], PLANES_SCHEMA)
+
+    features = build_features(raw_flights(spark, rows), weather, planes,
+                              start=date(2013, 6, 2), end=date(2013, 6, 2), history_days=14)
+    assert not LEAKY_COLUMNS & set(features.columns)
+    assert features.columns == ["carrier", "flight", "origin", "dest", "sched_dep_time", *FEATURE_COLUMNS,
+                                "is_delayed", "date"]
+    by_flight = {r.flight: r.asDict() for r in features.collect()}
+    assert sorted(by_flight) == [12, 14]
+    f12 = by_flight[12]
+    assert (f12["is_delayed"], f12["temp"], f12["plane_age"], f12["seats"], f12["carrier_delay_rate"],
+            f12["route_delay_rate"], f12["origin_hour_delay_rate"]) == (1, 80.0, 9.0, 150.0, 0.5, 0.5, 0.5)
+    assert f12["wind_gust"] is None
+    f14 = by_flight[14]
+    assert (f14["is_delayed"], f14["temp"], f14["plane_age"], f14["origin_hour_delay_rate"]) == (0, None, None, None)
+
+    # Outcomes of the same day must not move any feature: only earlier days count.
+    same_day_changed = [dict(r, arr_delay=500.0) if r["day"] == 2 and r["flight"] == 14 else r for r in rows]
+    changed = build_features(raw_flights(spark, same_day_changed), weather, planes,
+                             start=date(2013, 6, 2), end=date(2013, 6, 2), history_days=14)
+    f12_changed = next(r.asDict() for r in changed.collect() if r.flight == 12)
+    assert {k: v for k, v in f12_changed.items() if not (isinstance(v, float) and math.isnan(v))} == {
+        k: v for k, v in f12.items() if not (isinstance(v, float) and math.isnan(v))}
+
+
+def test_parse_args_refuses_dates_out_of_order():
+    with pytest.raises(SystemExit):
+        parse_args(["--data-root", "/d", "--start-date", "2013-06-10", "--end-date", "2013-06-01",
+                    "--history-start", "2013-05-01"])
+    args = parse_args(["--data-root", "/d", "--start-date", "2013-06-01", "--end-date", "2013-06-10",
+                       "--history-start", "2013-05-18", "--history-days", "14"])
+    assert (args.start_date, args.end_date, args.history_start, args.history_days) == (
+        date(2013, 6, 1), date(2013, 6, 10), date(2013, 5, 18), 14)
