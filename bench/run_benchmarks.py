@@ -41,6 +41,7 @@ GIB = 1024 ** 3
 PARSE_RATIO_TARGET = 1.5
 RUN_RATIO_TARGET = 3.0
 MEMORY_TARGET_BYTES = 4 * GIB
+FIRST, STEADY = "1st run (empty root)", "2nd run (steady)"
 
 EMPTY_DAG = '''\
 """An empty DAG with the same DAG() arguments as the retraining DAG and no tasks (benchmark reference)."""
@@ -83,8 +84,9 @@ from airflow.dag_processing.dagbag import DagBag
 t1 = time.perf_counter()
 bag = DagBag(dag_folder=sys.argv[1])
 t2 = time.perf_counter()
+errors = {k: str(v) for k, v in bag.import_errors.items()}
 print("COLD_PARSE " + json.dumps({"import_airflow_s": t1 - t0, "parse_s": t2 - t1,
-                                  "dags": len(bag.dags), "errors": {k: str(v) for k, v in bag.import_errors.items()}}))
+                                  "dags": len(bag.dags), "errors": errors}))
 '''
 
 
@@ -163,9 +165,11 @@ def bench_parse(empty_dag: Path, repeats: int, log_path: Path) -> dict:
                 raise RuntimeError(f"cold parse of {path} failed (rc {done.returncode}), see {log_path}")
             result = json.loads(line[len("COLD_PARSE "):])
             if result["errors"] or not result["dags"]:
-                raise RuntimeError(f"cold parse of {path}: {result['dags']} DAG(s), errors {result['errors']}")
+                raise RuntimeError(f"cold parse of {path}: {result['dags']} DAG(s), "
+                                   f"errors {result['errors']}")
             runs.append({**result, "process_s": wall})
-        cold[label] = {k: statistics.median(r[k] for r in runs) for k in ("import_airflow_s", "parse_s", "process_s")}
+        cold[label] = {k: statistics.median(r[k] for r in runs)
+                       for k in ("import_airflow_s", "parse_s", "process_s")}
 
     with output_to(log_path):
         from airflow.dag_processing.dagbag import DagBag
@@ -219,7 +223,7 @@ def bench_demo_run(day: date, label: str, log_path: Path) -> dict:
         print(f"\n===== bench: demo run '{label}' for {day} =====", flush=True)
         try:
             dag_run = demo.run_dag(day)
-        except Exception as exc:  # noqa: BLE001 - reported, and the script exits 1
+        except Exception as exc:  # reported; the script exits 1
             import traceback
 
             traceback.print_exc()
@@ -323,112 +327,139 @@ def bench_memory(day: date, tmp: Path, interval: float) -> dict:
 
 # ------------------------------------------------------------------------------------------ report
 def fmt_s(seconds: float | None) -> str:
-    return "      -" if seconds is None else f"{seconds:8.2f} s"
+    return "-" if seconds is None else f"{seconds:.2f} s"
+
+
+def fmt_ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms"
 
 
 def verdict(ok: bool) -> str:
     return "met" if ok else "NOT met"
 
 
+def report_parse(w, parse: dict) -> None:
+    real, empty = parse["files"]
+
+    def row(name: str, a: float, b: float, fmt=fmt_ms, note: str = "") -> None:
+        w(f"   {name:36}{fmt(a):>28}{fmt(b):>26}{a / b:8.2f}{note}")
+
+    w("")
+    w("a. DAG file parse time: DagBag(dag_folder=<file>), both files in the same process")
+    w(f"   {'':36}{real:>28}{empty:>26}{'ratio':>8}")
+    ratio = parse["warm_median"][real] / parse["warm_median"][empty]
+    row(f"warm re-parse, median of {parse['repeats']}", parse["warm_median"][real],
+        parse["warm_median"][empty],
+        note=f"   target <= {PARSE_RATIO_TARGET}: {verdict(ratio <= PARSE_RATIO_TARGET)}")
+    row("warm re-parse, min", parse["warm_min"][real], parse["warm_min"][empty])
+    row("first parse in this process (1)", parse["first_in_process"][real], parse["first_in_process"][empty])
+    cold = parse["cold"]
+    w("   cold, fresh interpreter, median of 3:")
+    row("  DagBag parse (2)", cold[real]["parse_s"], cold[empty]["parse_s"])
+    row("  import of airflow's DagBag", cold[real]["import_airflow_s"], cold[empty]["import_airflow_s"],
+        fmt=fmt_s)
+    row("  whole `python -c` process", cold[real]["process_s"], cold[empty]["process_s"], fmt=fmt_s)
+    w("   (1) airflow already imported; the real DAG's first parse imports flight_delays, sparkapp")
+    w("   (2) after `from airflow.dag_processing.dagbag import DagBag` in that interpreter")
+
+
+def report_runs(w, runs: list[dict]) -> None:
+    w("")
+    w("b. Demo run: flight_delays.demo.run_dag (dag.test(), tasks in this process, local spark-submit)")
+    task_ids: list[str] = []
+    for run in runs:
+        task_ids += [t[0] for t in run["tasks"] if t[0] not in task_ids]
+
+    def line(name: str, cells) -> None:
+        w(f"   {name:36}" + "".join(f"{c:>26}" for c in cells))
+
+    line("task", [run["label"] for run in runs])
+    for task_id in task_ids:
+        cells = []
+        for run in runs:
+            row = next((t for t in run["tasks"] if t[0] == task_id), None)
+            if row is None:
+                cells.append("-")
+                continue
+            _, seconds, tries, state = row
+            note = "" if state == "success" and tries <= 1 else f" ({state}, try {tries})"
+            cells.append(fmt_s(seconds) + note)
+        line(f"  {task_id}", cells)
+    sums = [sum(t[1] or 0 for t in run["tasks"]) for run in runs]
+    line("sum of task times", [fmt_s(s) for s in sums])
+    line("overhead (parse, dag.test loop, DB)",
+         [fmt_s(r["wall_s"] - s) for r, s in zip(runs, sums, strict=True)])
+    line("TOTAL wall time", [fmt_s(run["wall_s"]) for run in runs])
+    line("DAG run state", [run["state"] for run in runs])
+    line("days ingested", [str(run.get("days_ingested", "-")) for run in runs])
+    line("test AUC (report.json)", ["-" if r["test_auc"] is None else f"{r['test_auc']:.4f}" for r in runs])
+    w("   (the 2nd run reuses this process's warm Python imports; the ingest task's CSV cache is cleared)")
+    for run in runs:
+        if run["error"]:
+            w(f"   {run['label']} raised: {run['error']}")
+
+
+def report_baseline(w, baseline: dict, runs: list[dict]) -> None:
+    w("")
+    w("c. Plain baseline: bench/baseline_pandas_xgboost.py (pandas + XGBClassifier, no Airflow/Spark)")
+    w(f"   window {baseline['window']}:")
+    w(f"   {baseline['train_rows']} train / {baseline['test_rows']} test rows")
+    for step, seconds in baseline["timings"].items():
+        w(f"   {'  ' + step:42}{fmt_s(seconds):>12}")
+    imports = baseline["timings"].get("import pandas/xgboost/sklearn", 0.0)
+    w(f"   {'TOTAL':42}{fmt_s(baseline['total_s']):>12}   "
+      f"(without imports {fmt_s(baseline['total_s'] - imports)})")
+    by_label = {run["label"]: run for run in runs}
+    steady, first_run = by_label.get(STEADY), by_label.get(FIRST)
+    if steady and steady["state"] == "success":
+        ratio = steady["wall_s"] / baseline["total_s"]
+        w(f"   {'ratio steady-state run / baseline':42}{ratio:>12.2f}   "
+          f"target <= {RUN_RATIO_TARGET}: {verdict(ratio <= RUN_RATIO_TARGET)}")
+    if first_run and first_run["state"] == "success":
+        ratio = first_run["wall_s"] / baseline["total_s"]
+        w(f"   {'ratio first run (bootstrap) / baseline':42}{ratio:>12.2f}")
+    w(f"   {'test AUC: baseline':42}{baseline['test_auc']:>12.4f}")
+    for run in runs:
+        if run["test_auc"] is not None:
+            w(f"   {'          pipeline, ' + run['label']:42}{run['test_auc']:>12.4f}")
+
+
+def report_memory(w, memory: dict) -> None:
+    w("")
+    w("d. Peak memory: `/usr/bin/time -v python -m flight_delays.demo` (subprocess, fresh empty data root)")
+    w(f"   {'exit status, wall time':46}{memory['rc']:>8}, {memory['wall_s']:.1f} s")
+    w(f"   {'/usr/bin/time -v max RSS (one process)':46}{memory['time_v_max_rss'] / GIB:>8.2f} GiB")
+    w(f"   {'psutil: max RSS of one process':46}{memory['max_single_rss'] / GIB:>8.2f} GiB")
+    w(f"   {'psutil: peak of the process tree RSS sum':46}{memory['sum_rss'] / GIB:>8.2f} GiB   "
+      f"target <= 4 GiB: {verdict(memory['sum_rss'] <= MEMORY_TARGET_BYTES)}")
+    w(f"   {'  PSS sum at that moment':46}{memory.get('sum_pss_at_peak', 0) / GIB:>8.2f} GiB   "
+      "(PSS splits shared pages)")
+    w(f"   {'  peak PSS sum':46}{memory['sum_pss'] / GIB:>8.2f} GiB")
+    w(f"   {'  processes at the peak':46}{memory['processes']:>8}")
+    w(f"   {'  largest process at the peak':46}{memory['largest_rss'] / GIB:>8.2f} GiB")
+    w(f"     {memory['largest']}")
+    w(f"   sampled every {memory['interval']} s ({memory['samples']} samples)")
+    w(f"   log: {memory['log']}")
+    w(f"   time -v: {memory['time_v_file']}")
+
+
 def print_report(day: date, tmp: Path, parse: dict | None, runs: list[dict], baseline: dict | None,
-                 memory: dict | None) -> None:
+                 memory: dict | None, load: tuple[float, float]) -> None:
     out: list[str] = []
     w = out.append
     w("")
-    w(f"Flight-delay DAG benchmarks  (day {day}, window 28 d, 3 test days, 14 history days; "
-      f"{os.cpu_count()} CPUs)")
+    w(f"Flight-delay DAG benchmarks: day {day}, window 28 days, 3 test days, 14 history days")
+    w(f"{os.cpu_count()} CPUs; 1-min load average {load[0]:.2f} at start, {load[1]:.2f} at end "
+      "(other work on the machine skews every number)")
     w(f"work dir: {tmp}")
-
     if parse:
-        real, empty = parse["files"]
-        ratio = parse["warm_median"][real] / parse["warm_median"][empty]
-        w("")
-        w(f"a. DAG file parse time (DagBag(dag_folder=file))")
-        w(f"   {'':34}{real:>26}{empty:>26}{'ratio':>8}")
-        w(f"   {'warm re-parse, median of ' + str(parse['repeats']):34}{fmt_s(parse['warm_median'][real]):>26}"
-          f"{fmt_s(parse['warm_median'][empty]):>26}{ratio:8.2f}   target <= {PARSE_RATIO_TARGET}: {verdict(ratio <= PARSE_RATIO_TARGET)}")
-        w(f"   {'warm re-parse, min':34}{fmt_s(parse['warm_min'][real]):>26}{fmt_s(parse['warm_min'][empty]):>26}"
-          f"{parse['warm_min'][real] / parse['warm_min'][empty]:8.2f}")
-        first = parse["first_in_process"]
-        w(f"   {'first parse in bench process':34}{fmt_s(first[real]):>26}{fmt_s(first[empty]):>26}"
-          f"{first[real] / first[empty]:8.2f}   (airflow already imported; real DAG imports plugins)")
-        cold = parse["cold"]
-        w(f"   {'cold, fresh interpreter (median of 3):':34}")
-        for key, name in (("parse_s", "  DagBag parse only"), ("import_airflow_s", "  import airflow DagBag"),
-                          ("process_s", "  whole python -c process")):
-            w(f"   {name:34}{fmt_s(cold[real][key]):>26}{fmt_s(cold[empty][key]):>26}"
-              f"{cold[real][key] / cold[empty][key]:8.2f}")
-
+        report_parse(w, parse)
     if runs:
-        w("")
-        w("b. Demo run via flight_delays.demo.run_dag (dag.test(), local spark-submit, in this process)")
-        task_ids = []
-        for run in runs:
-            for task_id, *_ in run["tasks"]:
-                if task_id not in task_ids:
-                    task_ids.append(task_id)
-        labels = [run["label"] for run in runs]
-        w(f"   {'task':34}" + "".join(f"{label:>26}" for label in labels))
-        for task_id in task_ids:
-            cells = []
-            for run in runs:
-                row = next((t for t in run["tasks"] if t[0] == task_id), None)
-                if row is None:
-                    cells.append("-")
-                else:
-                    _, seconds, tries, state = row
-                    note = "" if state == "success" and tries <= 1 else f" ({state}, try {tries})"
-                    cells.append(fmt_s(seconds).strip() + note)
-            w(f"   {task_id:34}" + "".join(f"{c:>26}" for c in cells))
-        sums = [sum(t[1] or 0 for t in run["tasks"]) for run in runs]
-        w(f"   {'sum of task times':34}" + "".join(f"{fmt_s(s).strip():>26}" for s in sums))
-        w(f"   {'overhead (dag.test loop, parse, DB)':34}"
-          + "".join(f"{fmt_s(run['wall_s'] - s).strip():>26}" for run, s in zip(runs, sums)))
-        w(f"   {'TOTAL wall time':34}" + "".join(f"{fmt_s(run['wall_s']).strip():>26}" for run in runs))
-        w(f"   {'DAG run state':34}" + "".join(f"{run['state']:>26}" for run in runs))
-        w(f"   {'days ingested':34}" + "".join(f"{str(run.get('days_ingested', '-')):>26}" for run in runs))
-        w(f"   {'pipeline test AUC (report.json)':34}"
-          + "".join(f"{('-' if run['test_auc'] is None else format(run['test_auc'], '.4f')):>26}" for run in runs))
-        for run in runs:
-            if run["error"]:
-                w(f"   {run['label']} raised: {run['error']}")
-
+        report_runs(w, runs)
     if baseline:
-        w("")
-        w("c. Plain baseline: bench/baseline_pandas_xgboost.py (pandas + XGBClassifier, one process, no Airflow/Spark)")
-        w(f"   window {baseline['window']}: {baseline['train_rows']} train / {baseline['test_rows']} test rows")
-        for step, seconds in baseline["timings"].items():
-            w(f"   {step:40}{fmt_s(seconds):>12}")
-        w(f"   {'TOTAL':40}{fmt_s(baseline['total_s']):>12}   "
-          f"(without imports {fmt_s(baseline['total_s'] - baseline['timings'].get('import pandas/xgboost/sklearn', 0)).strip()})")
-        w(f"   {'baseline test AUC':40}{baseline['test_auc']:>12.4f}")
-        by_label = {run["label"]: run for run in runs}
-        steady = by_label.get("2nd run (steady)")
-        first_run = by_label.get("1st run (empty root)")
-        if steady and steady["state"] == "success":
-            ratio = steady["wall_s"] / baseline["total_s"]
-            w(f"   {'ratio steady-state run / baseline':40}{ratio:>12.2f}   target <= {RUN_RATIO_TARGET}: "
-              f"{verdict(ratio <= RUN_RATIO_TARGET)}")
-        if first_run and first_run["state"] == "success":
-            w(f"   {'ratio first run (bootstrap) / baseline':40}{first_run['wall_s'] / baseline['total_s']:>12.2f}")
-        aucs = [f"{run['label']} {run['test_auc']:.4f}" for run in runs if run["test_auc"] is not None]
-        if aucs:
-            w(f"   AUC check: baseline {baseline['test_auc']:.4f} vs pipeline " + ", ".join(aucs))
-
+        report_baseline(w, baseline, runs)
     if memory:
-        w("")
-        w("d. Peak memory of a demo run in a subprocess (python -m flight_delays.demo, fresh empty data root)")
-        w(f"   {'exit status / wall time':44}{memory['rc']:>6} / {memory['wall_s']:.1f} s")
-        w(f"   {'/usr/bin/time -v max RSS (largest process)':44}{memory['time_v_max_rss'] / GIB:>10.2f} GiB")
-        w(f"   {'psutil: max RSS of one process':44}{memory['max_single_rss'] / GIB:>10.2f} GiB")
-        w(f"   {'psutil: peak of process-tree RSS sum':44}{memory['sum_rss'] / GIB:>10.2f} GiB   "
-          f"target <= 4 GiB: {verdict(memory['sum_rss'] <= MEMORY_TARGET_BYTES)}")
-        w(f"   {'  (PSS sum at that moment / peak PSS sum)':44}{memory.get('sum_pss_at_peak', 0) / GIB:>10.2f} / "
-          f"{memory['sum_pss'] / GIB:.2f} GiB   (PSS splits shared pages)")
-        w(f"   {'  processes at the peak':44}{memory['processes']:>10}")
-        w(f"   {'  largest at the peak':44}{memory['largest_rss'] / GIB:>10.2f} GiB  {memory['largest']}")
-        w(f"   sampled every {memory['interval']} s ({memory['samples']} samples); "
-          f"log {memory['log']}; time -v output {memory['time_v_file']}")
+        report_memory(w, memory)
     print("\n".join(out), flush=True)
 
 
@@ -443,6 +474,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-memory", action="store_true")
     args = parser.parse_args(argv)
 
+    load_start = os.getloadavg()[0]
     tmp = Path(tempfile.mkdtemp(prefix="flight-delays-bench-"))
     sandbox_env(tmp)
     log_path = tmp / "bench.log"
@@ -474,18 +506,18 @@ def main(argv: list[str] | None = None) -> int:
 
     runs: list[dict] = []
     if not args.skip_runs:
-        runs.append(bench_demo_run(args.day, "1st run (empty root)", log_path))
-        runs.append(bench_demo_run(args.day, "2nd run (steady)", log_path))
+        runs.append(bench_demo_run(args.day, FIRST, log_path))
+        runs.append(bench_demo_run(args.day, STEADY, log_path))
 
     memory = None if args.skip_memory else bench_memory(args.day, tmp, args.sample_interval)
 
-    print_report(args.day, tmp, parse, runs, baseline, memory)
+    print_report(args.day, tmp, parse, runs, baseline, memory, (load_start, os.getloadavg()[0]))
     failed = [run["label"] for run in runs if run["state"] != "success"]
     if memory is not None and memory["rc"] != 0:
         failed.append(f"memory run (rc {memory['rc']})")
     if failed:
-        print(f"\nFAILED: {', '.join(failed)}; see {log_path}" + ("" if memory is None else f" and {memory['log']}"),
-              file=sys.stderr)
+        logs = f"{log_path}" + ("" if memory is None else f" and {memory['log']}")
+        print(f"\nFAILED: {', '.join(failed)}; see {logs}", file=sys.stderr)
         return 1
     return 0
 

@@ -54,7 +54,7 @@ TRAIN_JOB = SparkJob(
 
 def from_ingest(key: str) -> str:
     """Template for a value the ingest task decided (the run's window, in source days)."""
-    return "{{ ti.xcom_pull(task_ids='ingest')['%s'] }}" % key
+    return "{{ ti.xcom_pull(task_ids='ingest')['" + key + "'] }}"
 
 
 with DAG(
@@ -73,7 +73,8 @@ with DAG(
     user_defined_macros={"settings": settings},
     params={
         "window_days": Param(28, type="integer", minimum=7, maximum=120, title="Training window (days)",
-                             description="Days of features the model trains and tests on, ending on the run's day."),
+                             description="Days of features the model trains and tests on, "
+                                         "ending on the run's day."),
         "test_days": Param(3, type="integer", minimum=1, maximum=14, title="Test days",
                            description="The last days of the window, held out for the test metrics."),
         "history_days": Param(14, type="integer", minimum=1, maximum=60, title="History (days)",

@@ -29,7 +29,8 @@ PROBABILITY = "p_delayed"
 def time_split(features: DataFrame, *, end: date, test_days: int) -> tuple[DataFrame, DataFrame]:
     """Split into (train, test): test is the last ``test_days`` days up to ``end``, train all before."""
     test_start = end - timedelta(days=test_days - 1)
-    return features.where(F.col("date") < F.lit(test_start)), features.where(F.col("date") >= F.lit(test_start))
+    is_test = F.col("date") >= F.lit(test_start)
+    return features.where(~is_test), features.where(is_test)
 
 
 def with_missing_as_nan(features: DataFrame) -> DataFrame:

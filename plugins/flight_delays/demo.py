@@ -11,9 +11,12 @@ import argparse
 import json
 import sys
 from datetime import date, datetime, timedelta, timezone
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from flight_delays.settings import PROJECT_ROOT, DataLayout, source_day
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 DAG_ID = "flight_delay_retraining"
 DAG_FILE = PROJECT_ROOT / "dags" / "flight_delay_retraining.py"

@@ -110,7 +110,8 @@ class PartitionValidator:
             )
         return definitions
 
-    def validate_frame(self, dataset: str, day: date, frame: pd.DataFrame) -> tuple[dict, list[FailedExpectation]]:
+    def validate_frame(self, dataset: str, day: date,
+                       frame: pd.DataFrame) -> tuple[dict, list[FailedExpectation]]:
         """Validate one day of ``dataset``; return the GX result (JSON-able) and what failed."""
         result = self._definitions[dataset].run(batch_parameters={"dataframe": frame})
         failures = [
@@ -129,7 +130,7 @@ class PartitionValidator:
         return result.to_json_dict(), failures
 
     def validate_days(self, layout: DataLayout, days: list[date]) -> Verdict:
-        """Validate every dataset's partition of ``days``; raise :class:`DataValidationError` on critical failures.
+        """Validate every partition of ``days``; raise :class:`DataValidationError` on critical failures.
 
         Every partition is validated and its result written before the error is raised, so one
         message lists everything that is wrong.
@@ -150,7 +151,8 @@ class PartitionValidator:
         if not verdict.passed:
             raise DataValidationError(
                 f"{len(verdict.critical)} critical expectation(s) failed on "
-                f"{verdict.partitions} partition(s):\n" + "\n".join(f.describe() for f in verdict.critical)
+                f"{verdict.partitions} partition(s):\n"
+                + "\n".join(f.describe() for f in verdict.critical)
             )
         log.info("Validated %d partition(s): no critical failure, %d warning(s)",
                  verdict.partitions, len(verdict.failures))

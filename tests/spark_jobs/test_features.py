@@ -23,8 +23,8 @@ from spark_jobs.features import (
 LEAKY_COLUMNS = {"dep_time", "dep_delay", "arr_time", "arr_delay", "air_time"}
 
 
-def flight(day: int, *, carrier="AA", flight_no=1, arr_delay=0.0, origin="JFK", dest="LAX", sched_dep_time=1545,
-           sched_arr_time=1905, tailnum="N1", hour=15, dep_delay=0.0):
+def flight(day: int, *, carrier="AA", flight_no=1, arr_delay=0.0, origin="JFK", dest="LAX",
+           sched_dep_time=1545, sched_arr_time=1905, tailnum="N1", hour=15, dep_delay=0.0):
     return {
         "year": 2013, "month": 6, "day": day, "dep_time": 1545.0, "sched_dep_time": sched_dep_time,
         "dep_delay": dep_delay, "arr_time": 1910.0, "sched_arr_time": sched_arr_time, "arr_delay": arr_delay,
@@ -110,7 +110,8 @@ def test_build_features_has_no_leakage_and_exact_values(spark):
             f12["route_delay_rate"], f12["origin_hour_delay_rate"]) == (1, 80.0, 9.0, 150.0, 0.5, 0.5, 0.5)
     assert f12["wind_gust"] is None
     f14 = by_flight[14]
-    assert (f14["is_delayed"], f14["temp"], f14["plane_age"], f14["origin_hour_delay_rate"]) == (0, None, None, None)
+    assert (f14["is_delayed"], f14["temp"], f14["plane_age"], f14["origin_hour_delay_rate"]) == (
+        0, None, None, None)
 
     # Outcomes of the same day must not move any feature: only earlier days count.
     same_day_changed = [dict(r, arr_delay=500.0) if r["day"] == 2 and r["flight"] == 14 else r for r in rows]

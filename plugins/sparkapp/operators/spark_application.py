@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -12,6 +11,8 @@ from sparkapp.application import application_name, label_value, render_manifest
 from sparkapp.client import get_client
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from airflow.sdk import Context
 
     from sparkapp.application import SparkJob

@@ -87,7 +87,7 @@ def test_bad_job_fails_at_render_time_naming_the_field(job, message):
 
 @pytest.mark.parametrize("name", ["Features-1", "-features", "features-", "f" * 64, "features_1"])
 def test_bad_application_name_is_refused(name):
-    with pytest.raises(SparkApplicationSpecError, match="metadata.name"):
+    with pytest.raises(SparkApplicationSpecError, match=r"metadata\.name"):
         render_manifest(JOB, name=name, namespace="ml-dev")
 
 

@@ -69,7 +69,7 @@ def test_local_path_maps_the_image_project_root_to_the_checkout(uri, expected):
 
 
 def test_local_path_outside_the_image_project_root_is_refused():
-    with pytest.raises(ValueError, match="'local:///usr/lib/x.py' is outside the job image's project root"):
+    with pytest.raises(ValueError, match=r"'local:///usr/lib/x\.py' is outside the job image's project root"):
         local_path("local:///usr/lib/x.py", project_root=PROJECT)
 
 
@@ -120,4 +120,5 @@ def test_failed_job_is_recorded_as_failed_with_the_reason(tmp_path, job_dir):
     returned = client.create_application(manifest_for("spark_jobs/fail.py"))
     assert states.application_state(returned) == states.FAILED
     assert "Error code is: 1" in states.error_message(returned)
-    assert states.application_state(client.get_application("job-20130630-0123abcd", "ml-dev")) == states.FAILED
+    stored = client.get_application("job-20130630-0123abcd", "ml-dev")
+    assert states.application_state(stored) == states.FAILED
