@@ -1,0 +1,15 @@
+# The Airflow image of the project: scheduler, API server, DAG processor, triggerer and workers.
+# Matches the pinned apache-airflow and Python; the project is baked in under /opt/airflow.
+FROM apache/airflow:3.3.2-python3.11
+
+# The lock pins every package, so no resolution is needed (and --no-deps keeps pyspark-client,
+# which would overwrite pyspark's files, out). Installed as the image's airflow user.
+COPY --chown=airflow:0 requirements.txt /tmp/requirements.txt
+RUN pip install --no-cache-dir --no-deps -r /tmp/requirements.txt
+
+COPY --chown=airflow:0 dags/ /opt/airflow/dags/
+COPY --chown=airflow:0 plugins/ /opt/airflow/plugins/
+COPY --chown=airflow:0 include/ /opt/airflow/include/
+COPY --chown=airflow:0 spark_jobs/ /opt/airflow/spark_jobs/
+
+USER airflow
