@@ -6,7 +6,9 @@ The environment is set before anything imports Airflow, so no test touches the p
 
 from __future__ import annotations
 
+import logging
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -32,12 +34,12 @@ os.environ.update({
     "PYSPARK_DRIVER_PYTHON": sys.executable,
 })
 (_SANDBOX / "mlflow").mkdir(parents=True)
+# py4j logs at INFO from __del__ at interpreter exit, after pytest closed the stream it wrote to.
+logging.getLogger("py4j").setLevel(logging.WARNING)
 
 
-@pytest.fixture(scope="session")
-def sandbox() -> Path:
-    """The session's temporary root holding the Airflow home, data root and MLflow store."""
-    return _SANDBOX
+def pytest_unconfigure(config) -> None:
+    shutil.rmtree(_SANDBOX, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
