@@ -23,19 +23,20 @@ export PYSPARK_PYTHON := $(BIN)/python
 export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help demo test test-fast lint lock check-prereqs clean
+.PHONY: help demo test test-fast lint bench lock check-prereqs clean
 
 help:
 	@echo "make demo   - set up, then run the retraining DAG once for DAY=$(DAY) and print its report"
 	@echo "make test   - set up, then run the whole test suite (end-to-end runs included)"
 	@echo "make lint   - ruff on the code"
+	@echo "make bench  - benchmarks (parse time, demo per task vs a plain script, peak memory); ~6 min"
 	@echo "make lock   - re-resolve requirements.txt and requirements-dev.txt from the .in files"
 	@echo "make clean  - remove .local/ (data, MLflow store, Airflow home) and build/"
 
 check-prereqs:
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found. Install Python 3.11 (or run make PYTHON=/path/to/python3.11)." >&2; exit 1; }
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || { echo "error: $(PYTHON) is Python $$($(PYTHON) -c 'import platform; print(platform.python_version())'); this project needs 3.11 (Airflow 3.3 and the pinned wheels). Run make PYTHON=/path/to/python3.11." >&2; exit 1; }
-	@command -v java >/dev/null || { echo "error: java not found. Spark needs Java 17: install it (Debian: apt-get install openjdk-17-jre-headless) or put it on PATH / set JAVA_HOME." >&2; exit 1; }
+	@command -v java >/dev/null || { echo "error: java not found. Spark needs Java 17: install it (Debian: apt-get install openjdk-17-jre-headless) or put its bin/ folder on PATH." >&2; exit 1; }
 	@java -version 2>&1 | grep -Eq 'version "(17|21)' || { echo "error: Spark 4 needs Java 17 or 21; found: $$(java -version 2>&1 | head -1)." >&2; exit 1; }
 
 # The virtualenv is rebuilt when a lock file changes. uv installs the exact lock; pyspark-client
@@ -64,6 +65,9 @@ test-fast: $(VENV)/.installed
 
 lint: $(VENV)/.installed
 	ruff check .
+
+bench: $(VENV)/.installed
+	python bench/run_benchmarks.py
 
 lock: $(VENV)/.installed
 	uv pip compile requirements.in --python-version 3.11 --excludes excludes.txt -o requirements.txt

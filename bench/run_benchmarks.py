@@ -42,6 +42,7 @@ PARSE_RATIO_TARGET = 1.5
 RUN_RATIO_TARGET = 3.0
 MEMORY_TARGET_BYTES = 4 * GIB
 FIRST, STEADY = "1st run (empty root)", "2nd run (steady)"
+OTHER_CPU = "CPU used by other processes"
 
 EMPTY_DAG = '''\
 """An empty DAG with the same DAG() arguments as the retraining DAG and no tasks (benchmark reference)."""
@@ -124,6 +125,70 @@ def sandbox_env(tmp: Path) -> None:
             sys.path.insert(0, extra)
 
 
+class Noise:
+    """CPU seconds used by processes outside the benchmark's own process tree while a step runs.
+
+    Other work on a 2-core machine skews every timing, so each step reports it. A thread samples
+    every process each ``interval`` seconds; a process that was ever a descendant of this one (a
+    Spark JVM, its Python workers, even once orphaned) is ours, everything else is "other" (kernel
+    threads included). Processes that live less than one interval are missed.
+    """
+
+    def __init__(self, interval: float = 0.5) -> None:
+        import threading
+
+        self.interval = interval
+        self.ours = {os.getpid()}
+        self.base: dict[tuple[int, float], float] = {}
+        self.last: dict[tuple[int, float], float] = {}
+        self.started = time.perf_counter()
+        self._done = threading.Event()
+        self._sample(initial=True)
+        self._thread = threading.Thread(target=self._run, name="bench-noise", daemon=True)
+        self._thread.start()
+
+    def _sample(self, initial: bool = False) -> None:
+        import psutil
+
+        try:
+            self.ours |= {c.pid for c in psutil.Process().children(recursive=True)}
+        except psutil.Error:
+            pass
+        for proc in psutil.process_iter():
+            if proc.pid in self.ours:
+                continue
+            try:
+                times = proc.cpu_times()
+                key = (proc.pid, proc.create_time())
+            except psutil.Error:
+                continue
+            cpu = times.user + times.system
+            if initial:
+                self.base[key] = cpu
+            else:
+                self.base.setdefault(key, 0.0)  # started during the step
+            self.last[key] = cpu
+
+    def _run(self) -> None:
+        while not self._done.wait(self.interval):
+            self._sample()
+
+    def stop(self) -> dict:
+        self._done.set()
+        self._thread.join()
+        self._sample()
+        wall = time.perf_counter() - self.started
+        other = sum(self.last[k] - self.base[k] for k in self.last if k[0] not in self.ours)
+        return {"other_cpu_s": max(0.0, other), "wall_s": wall}
+
+
+def fmt_noise(noise: dict | None) -> str:
+    if not noise:
+        return "-"
+    share = noise["other_cpu_s"] / noise["wall_s"] if noise["wall_s"] else 0.0
+    return f"{noise['other_cpu_s']:.1f} s ({share:.2f} CPUs)"
+
+
 @contextlib.contextmanager
 def output_to(log_path: Path):
     """Send this process's stdout/stderr (file descriptors, so child processes too) to ``log_path``."""
@@ -151,6 +216,7 @@ def progress(message: str) -> None:
 # --------------------------------------------------------------------------------------------- a.
 def bench_parse(empty_dag: Path, repeats: int, log_path: Path) -> dict:
     files = {"flight_delay_retraining.py": DAG_FILE, "empty DAG (same kwargs)": empty_dag}
+    noise = Noise()
     cold: dict[str, dict] = {}
     for label, path in files.items():
         runs = []
@@ -189,7 +255,7 @@ def bench_parse(empty_dag: Path, repeats: int, log_path: Path) -> dict:
                 warm[label].append(parse(path))
     return {"files": list(files), "cold": cold, "first_in_process": first,
             "warm_median": {k: statistics.median(v) for k, v in warm.items()},
-            "warm_min": {k: min(v) for k, v in warm.items()}, "repeats": repeats}
+            "warm_min": {k: min(v) for k, v in warm.items()}, "repeats": repeats, "noise": noise.stop()}
 
 
 # --------------------------------------------------------------------------------------------- b.
@@ -217,6 +283,7 @@ def bench_demo_run(day: date, label: str, log_path: Path) -> dict:
     ingest_module = sys.modules.get("flight_delays.ingest")
     if ingest_module is not None and hasattr(ingest_module.read_source, "cache_clear"):
         ingest_module.read_source.cache_clear()
+    noise = Noise()
     start = time.perf_counter()
     error = None
     with output_to(log_path):
@@ -230,7 +297,7 @@ def bench_demo_run(day: date, label: str, log_path: Path) -> dict:
             dag_run, error = None, f"{type(exc).__name__}: {exc}"
     wall = time.perf_counter() - start
     result = {"label": label, "wall_s": wall, "state": "error" if dag_run is None else str(dag_run.state),
-              "error": error, "tasks": [], "test_auc": None}
+              "error": error, "tasks": [], "test_auc": None, "noise": noise.stop()}
     if dag_run is not None:
         result["run_id"] = dag_run.run_id
         result["tasks"] = task_durations(demo.DAG_ID, dag_run.run_id)
@@ -284,6 +351,7 @@ def bench_memory(day: date, tmp: Path, interval: float) -> dict:
     progress(f"memory run (empty data root {root / 'data'}; log: {log_path})")
     peak = {"sum_rss": 0, "sum_pss": 0, "max_single_rss": 0, "largest": "", "largest_rss": 0, "processes": 0}
     samples = 0
+    noise = Noise()
     start = time.perf_counter()
     with open(log_path, "wb") as log:
         child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=PROJECT_ROOT)
@@ -322,7 +390,8 @@ def bench_memory(day: date, tmp: Path, interval: float) -> dict:
             time_v[key] = value
     max_rss_kib = int(time_v.get("Maximum resident set size (kbytes)", 0) or 0)
     return {"rc": child.returncode, "wall_s": wall, "samples": samples, "interval": interval,
-            "time_v_max_rss": max_rss_kib * 1024, "log": log_path, "time_v_file": time_path, **peak}
+            "noise": noise.stop(), "time_v_max_rss": max_rss_kib * 1024, "log": log_path,
+            "time_v_file": time_path, **peak}
 
 
 # ------------------------------------------------------------------------------------------ report
@@ -359,6 +428,7 @@ def report_parse(w, parse: dict) -> None:
     row("  import of airflow's DagBag", cold[real]["import_airflow_s"], cold[empty]["import_airflow_s"],
         fmt=fmt_s)
     row("  whole `python -c` process", cold[real]["process_s"], cold[empty]["process_s"], fmt=fmt_s)
+    w(f"   {OTHER_CPU}: {fmt_noise(parse.get('noise'))}")
     w("   (1) airflow already imported; the real DAG's first parse imports flight_delays, sparkapp")
     w("   (2) after `from airflow.dag_processing.dagbag import DagBag` in that interpreter")
 
@@ -391,6 +461,7 @@ def report_runs(w, runs: list[dict]) -> None:
          [fmt_s(r["wall_s"] - s) for r, s in zip(runs, sums, strict=True)])
     line("TOTAL wall time", [fmt_s(run["wall_s"]) for run in runs])
     line("DAG run state", [run["state"] for run in runs])
+    line(OTHER_CPU, [fmt_noise(run.get("noise")) for run in runs])
     line("days ingested", [str(run.get("days_ingested", "-")) for run in runs])
     line("test AUC (report.json)", ["-" if r["test_auc"] is None else f"{r['test_auc']:.4f}" for r in runs])
     w("   (the 2nd run reuses this process's warm Python imports; the ingest task's CSV cache is cleared)")
@@ -409,6 +480,7 @@ def report_baseline(w, baseline: dict, runs: list[dict]) -> None:
     imports = baseline["timings"].get("import pandas/xgboost/sklearn", 0.0)
     w(f"   {'TOTAL':42}{fmt_s(baseline['total_s']):>12}   "
       f"(without imports {fmt_s(baseline['total_s'] - imports)})")
+    w(f"   {OTHER_CPU:42}{fmt_noise(baseline.get('noise')):>12}")
     by_label = {run["label"]: run for run in runs}
     steady, first_run = by_label.get(STEADY), by_label.get(FIRST)
     if steady and steady["state"] == "success":
@@ -428,6 +500,7 @@ def report_memory(w, memory: dict) -> None:
     w("")
     w("d. Peak memory: `/usr/bin/time -v python -m flight_delays.demo` (subprocess, fresh empty data root)")
     w(f"   {'exit status, wall time':46}{memory['rc']:>8}, {memory['wall_s']:.1f} s")
+    w(f"   {OTHER_CPU:46}{fmt_noise(memory.get('noise'))}")
     w(f"   {'/usr/bin/time -v max RSS (one process)':46}{memory['time_v_max_rss'] / GIB:>8.2f} GiB")
     w(f"   {'psutil: max RSS of one process':46}{memory['max_single_rss'] / GIB:>8.2f} GiB")
     w(f"   {'psutil: peak of the process tree RSS sum':46}{memory['sum_rss'] / GIB:>8.2f} GiB   "
@@ -449,8 +522,8 @@ def print_report(day: date, tmp: Path, parse: dict | None, runs: list[dict], bas
     w = out.append
     w("")
     w(f"Flight-delay DAG benchmarks: day {day}, window 28 days, 3 test days, 14 history days")
-    w(f"{os.cpu_count()} CPUs; 1-min load average {load[0]:.2f} at start, {load[1]:.2f} at end "
-      "(other work on the machine skews every number)")
+    w(f"{os.cpu_count()} CPUs; 1-min load average {load[0]:.2f} at start, {load[1]:.2f} at end. "
+      f"Other work on the machine skews the timings: see '{OTHER_CPU}'")
     w(f"work dir: {tmp}")
     if parse:
         report_parse(w, parse)
@@ -485,7 +558,9 @@ def main(argv: list[str] | None = None) -> int:
         progress("baseline (pandas + xgboost)")
         import baseline_pandas_xgboost
 
+        noise = Noise()
         baseline = baseline_pandas_xgboost.run(args.day)
+        baseline["noise"] = noise.stop()
 
     progress("airflow db migrate")
     (tmp / "airflow").mkdir(parents=True, exist_ok=True)
