@@ -120,5 +120,6 @@ def test_failed_job_is_recorded_as_failed_with_the_reason(tmp_path, job_dir):
     returned = client.create_application(manifest_for("spark_jobs/fail.py"))
     assert states.application_state(returned) == states.FAILED
     assert "Error code is: 1" in states.error_message(returned)
+    assert "bad input: no such partition" in states.error_message(returned)
     stored = client.get_application("job-20130630-0123abcd", "ml-dev")
     assert states.application_state(stored) == states.FAILED
