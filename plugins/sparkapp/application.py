@@ -9,6 +9,7 @@ The manifest is the single description of the job; nothing else says how it runs
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -28,8 +29,31 @@ SPARK_VERSION = "4.3.0"
 
 _DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 _MEMORY = re.compile(r"^[1-9][0-9]*[kmgt]$")
+#: A Kubernetes CPU quantity: whole or decimal cores, or millicores ("500m").
+_CPU_QUANTITY = re.compile(r"^([1-9][0-9]*m|[0-9]+(\.[0-9]+)?)$")
+_RESOURCE_NAME = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[a-z0-9]([-a-z0-9_.]*[a-z0-9])?$")
+
+#: sparkConf keys the Spark Operator v2.5 webhook rejects, and the spec field to use instead.
+DENIED_SPARK_CONF = {
+    "spark.master": "the operator sets the master",
+    "spark.kubernetes.driver.master": "the operator sets the master",
+    "spark.kubernetes.container.image": "use SparkJob.image (spec.image)",
+    "spark.kubernetes.driver.container.image": "use SparkJob.image (spec.image)",
+    "spark.kubernetes.executor.container.image": "use SparkJob.image (spec.image)",
+    "spark.kubernetes.authenticate.driver.serviceAccountName": "use SparkJob.service_account",
+    "spark.kubernetes.authenticate.executor.serviceAccountName": "use SparkJob.service_account",
+    "spark.kubernetes.namespace": "the namespace is the task's (metadata.namespace)",
+    "spark.kubernetes.authenticate.oauthToken": "credentials are the operator's",
+    "spark.kubernetes.authenticate.oauthTokenFile": "credentials are the operator's",
+    "spark.kubernetes.authenticate.driver.oauthToken": "credentials are the operator's",
+    "spark.kubernetes.authenticate.driver.oauthTokenFile": "credentials are the operator's",
+    "spark.kubernetes.authenticate.executor.oauthToken": "credentials are the operator's",
+    "spark.kubernetes.authenticate.executor.oauthTokenFile": "credentials are the operator's",
+}
 _LABEL_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 MAX_NAME_LENGTH = 63
+#: Annotation holding a hash of the rendered spec: same hash, same work.
+SPEC_HASH_ANNOTATION = "sparkapp.airflow.apache.org/spec-hash"
 #: Room left in a name for "-YYYYMMDD-" and an 8-character hash.
 MAX_JOB_NAME_LENGTH = MAX_NAME_LENGTH - 18
 
@@ -39,24 +63,77 @@ class SparkApplicationSpecError(ValueError):
 
 
 @dataclass(frozen=True)
+class Gpu:
+    """GPUs of each pod, as the Spark Operator's ``gpu`` field: both name and quantity are required.
+
+    :param name: the extended resource, e.g. ``nvidia.com/gpu``.
+    :param quantity: GPUs per pod, at least 1.
+    """
+
+    name: str
+    quantity: int = 1
+
+    def validate(self, role: str) -> None:
+        if not self.name or not _RESOURCE_NAME.match(self.name):
+            raise SparkApplicationSpecError(
+                f"{role}.gpu.name must be a resource name such as 'nvidia.com/gpu', got {self.name!r}"
+            )
+        if not isinstance(self.quantity, int) or self.quantity < 1:
+            raise SparkApplicationSpecError(
+                f"{role}.gpu.quantity must be an integer >= 1, got {self.quantity!r}"
+            )
+
+    def as_spec(self) -> dict:
+        return {"name": self.name, "quantity": self.quantity}
+
+
+@dataclass(frozen=True)
 class PodResources:
-    """CPU and memory of the driver or of each executor.
+    """CPU, memory and GPUs of the driver or of each executor.
 
     :param cores: whole cores given to Spark (``spark.{driver,executor}.cores``), at least 1.
     :param memory: JVM heap in Spark's notation, e.g. ``"512m"`` or ``"2g"``.
+    :param core_request: the pod's CPU request when it differs from ``cores``, e.g. ``"500m"``
+        (fractional CPU goes here, never into ``cores``).
+    :param core_limit: the pod's CPU limit, e.g. ``"2"``.
+    :param gpu: GPUs of the pod, or None.
     """
 
     cores: int = 1
     memory: str = "1g"
+    core_request: str | None = None
+    core_limit: str | None = None
+    gpu: Gpu | None = None
 
     def validate(self, role: str) -> None:
-        if not isinstance(self.cores, int) or self.cores < 1:
-            raise SparkApplicationSpecError(f"{role}.cores must be an integer >= 1, got {self.cores!r}")
-        if not _MEMORY.match(self.memory):
+        if not isinstance(self.cores, int) or isinstance(self.cores, bool) or self.cores < 1:
+            raise SparkApplicationSpecError(
+                f"{role}.cores must be an integer >= 1, got {self.cores!r} "
+                f"(fractional CPU goes into {role}.core_request, e.g. '500m')"
+            )
+        if not isinstance(self.memory, str) or not _MEMORY.match(self.memory):
             raise SparkApplicationSpecError(
                 f"{role}.memory must be a positive size with a unit k, m, g or t (e.g. '2g'), "
                 f"got {self.memory!r}"
             )
+        for name in ("core_request", "core_limit"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not _CPU_QUANTITY.match(value)):
+                raise SparkApplicationSpecError(
+                    f"{role}.{name} must be a CPU quantity such as '500m' or '1.5', got {value!r}"
+                )
+        if self.gpu is not None:
+            self.gpu.validate(role)
+
+    def as_spec(self) -> dict:
+        spec: dict = {"cores": self.cores, "memory": self.memory}
+        if self.core_request is not None:
+            spec["coreRequest"] = self.core_request
+        if self.core_limit is not None:
+            spec["coreLimit"] = self.core_limit
+        if self.gpu is not None:
+            spec["gpu"] = self.gpu.as_spec()
+        return spec
 
 
 @dataclass(frozen=True)
@@ -99,6 +176,12 @@ class SparkJob:
         bad_conf = {k: v for k, v in self.spark_conf.items() if not isinstance(v, str)}
         if bad_conf:
             raise SparkApplicationSpecError(f"sparkConf values must be strings, got {bad_conf!r}")
+        denied = sorted(set(self.spark_conf) & set(DENIED_SPARK_CONF))
+        if denied:
+            raise SparkApplicationSpecError(
+                f"sparkConf key {denied[0]!r} is rejected by the Spark Operator: "
+                f"{DENIED_SPARK_CONF[denied[0]]}"
+            )
 
 
 def application_name(job_name: str, *, dag_id: str, task_id: str, data_interval_start: datetime,
@@ -118,8 +201,14 @@ def label_value(value: str) -> str:
     return _LABEL_UNSAFE.sub("_", value).strip("._-")[:63].rstrip("._-")
 
 
+def spec_hash(spec: dict) -> str:
+    """A stable hash of a SparkApplication spec (key order does not matter)."""
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def render_manifest(job: SparkJob, *, name: str, namespace: str, arguments: Sequence[str] = (),
-                    labels: Mapping[str, str] | None = None) -> dict:
+                    labels: Mapping[str, str] | None = None,
+                    annotations: Mapping[str, str] | None = None) -> dict:
     """Render ``job`` as a SparkApplication object, validating it first.
 
     :param job: what runs.
@@ -127,6 +216,7 @@ def render_manifest(job: SparkJob, *, name: str, namespace: str, arguments: Sequ
     :param namespace: the namespace the application is created in.
     :param arguments: the program's arguments for this run.
     :param labels: labels of the application and of its driver and executor pods.
+    :param annotations: annotations of the application; the spec hash is added to them.
     """
     job.validate()
     if len(name) > MAX_NAME_LENGTH or not _DNS_1035.match(name):
@@ -134,39 +224,43 @@ def render_manifest(job: SparkJob, *, name: str, namespace: str, arguments: Sequ
             f"metadata.name {name!r} must be a DNS-1035 label of at most {MAX_NAME_LENGTH} characters"
         )
     pod_labels = dict(labels or {})
+    spec = {
+        "type": "Python",
+        "pythonVersion": "3",
+        "mode": "cluster",
+        "image": job.image,
+        "imagePullPolicy": "IfNotPresent",
+        "mainApplicationFile": f"local://{IMAGE_APP_ROOT}/{job.main_application_file}",
+        "arguments": [str(a) for a in arguments],
+        "sparkVersion": SPARK_VERSION,
+        "sparkConf": dict(job.spark_conf),
+        "deps": {"pyFiles": [f"local://{IMAGE_APP_ROOT}/{p}" for p in job.py_files]},
+        "restartPolicy": {
+            "type": "OnFailure",
+            "onFailureRetries": 2,
+            "onFailureRetryInterval": 30,
+            "onSubmissionFailureRetries": 3,
+            "onSubmissionFailureRetryInterval": 60,
+        },
+        "driver": {
+            **job.driver.as_spec(),
+            "serviceAccount": job.service_account,
+            "labels": pod_labels,
+        },
+        "executor": {
+            **job.executor.as_spec(),
+            "instances": job.executor_instances,
+            "labels": pod_labels,
+        },
+    }
     return {
         "apiVersion": API_VERSION,
         "kind": KIND,
-        "metadata": {"name": name, "namespace": namespace, "labels": pod_labels},
-        "spec": {
-            "type": "Python",
-            "pythonVersion": "3",
-            "mode": "cluster",
-            "image": job.image,
-            "imagePullPolicy": "IfNotPresent",
-            "mainApplicationFile": f"local://{IMAGE_APP_ROOT}/{job.main_application_file}",
-            "arguments": [str(a) for a in arguments],
-            "sparkVersion": SPARK_VERSION,
-            "sparkConf": dict(job.spark_conf),
-            "deps": {"pyFiles": [f"local://{IMAGE_APP_ROOT}/{p}" for p in job.py_files]},
-            "restartPolicy": {
-                "type": "OnFailure",
-                "onFailureRetries": 2,
-                "onFailureRetryInterval": 30,
-                "onSubmissionFailureRetries": 3,
-                "onSubmissionFailureRetryInterval": 60,
-            },
-            "driver": {
-                "cores": job.driver.cores,
-                "memory": job.driver.memory,
-                "serviceAccount": job.service_account,
-                "labels": pod_labels,
-            },
-            "executor": {
-                "cores": job.executor.cores,
-                "instances": job.executor_instances,
-                "memory": job.executor.memory,
-                "labels": pod_labels,
-            },
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": pod_labels,
+            "annotations": {**(annotations or {}), SPEC_HASH_ANNOTATION: spec_hash(spec)},
         },
+        "spec": spec,
     }

@@ -7,20 +7,23 @@ import pytest
 
 from sparkapp.application import (
     SPARK_VERSION,
+    SPEC_HASH_ANNOTATION,
+    Gpu,
     PodResources,
     SparkApplicationSpecError,
     SparkJob,
     application_name,
     label_value,
     render_manifest,
+    spec_hash,
 )
 
 JOB = SparkJob(
     name="features",
     main_application_file="spark_jobs/features.py",
     image="registry.example/spark-jobs:1.0",
-    driver=PodResources(cores=1, memory="1g"),
-    executor=PodResources(cores=2, memory="3g"),
+    driver=PodResources(cores=1, memory="1g", core_request="500m"),
+    executor=PodResources(cores=2, memory="3g", core_limit="2", gpu=Gpu(name="nvidia.com/gpu", quantity=1)),
     executor_instances=4,
     spark_conf={"spark.sql.shuffle.partitions": "8"},
     py_files=("deps/lib.zip",),
@@ -30,11 +33,16 @@ START = datetime(2013, 6, 30, tzinfo=timezone.utc)
 
 def test_render_manifest_is_the_full_spark_application():
     manifest = render_manifest(JOB, name="features-20130630-abcdef12", namespace="ml-dev",
-                               arguments=["--day", "2013-06-30", 7], labels={"team": "ml"})
+                               arguments=["--day", "2013-06-30", 7], labels={"team": "ml"},
+                               annotations={"run": "manual__1"})
+    assert manifest["metadata"] == {
+        "name": "features-20130630-abcdef12", "namespace": "ml-dev", "labels": {"team": "ml"},
+        "annotations": {"run": "manual__1", SPEC_HASH_ANNOTATION: spec_hash(manifest["spec"])},
+    }
     assert manifest == {
         "apiVersion": "sparkoperator.k8s.io/v1beta2",
         "kind": "SparkApplication",
-        "metadata": {"name": "features-20130630-abcdef12", "namespace": "ml-dev", "labels": {"team": "ml"}},
+        "metadata": manifest["metadata"],
         "spec": {
             "type": "Python",
             "pythonVersion": "3",
@@ -53,8 +61,11 @@ def test_render_manifest_is_the_full_spark_application():
                 "onSubmissionFailureRetries": 3,
                 "onSubmissionFailureRetryInterval": 60,
             },
-            "driver": {"cores": 1, "memory": "1g", "serviceAccount": "spark", "labels": {"team": "ml"}},
-            "executor": {"cores": 2, "instances": 4, "memory": "3g", "labels": {"team": "ml"}},
+            "driver": {"cores": 1, "memory": "1g", "coreRequest": "500m", "serviceAccount": "spark",
+                       "labels": {"team": "ml"}},
+            "executor": {"cores": 2, "memory": "3g", "coreLimit": "2",
+                         "gpu": {"name": "nvidia.com/gpu", "quantity": 1}, "instances": 4,
+                         "labels": {"team": "ml"}},
         },
     }
 
@@ -77,6 +88,29 @@ def test_spark_version_matches_the_pinned_pyspark():
          "executor_instances must be >= 1, got 0"),
         (SparkJob(name="f", main_application_file="x.py", image="i", spark_conf={"spark.x": 1}),
          "sparkConf values must be strings, got {'spark.x': 1}"),
+        (SparkJob(name="f", main_application_file="x.py", image="i", driver=PodResources(cores=0.5)),
+         "driver.cores must be an integer >= 1, got 0.5 (fractional CPU goes into driver.core_request"),
+        (SparkJob(name="f", main_application_file="x.py", image="i",
+                  executor=PodResources(core_request="half")),
+         "executor.core_request must be a CPU quantity such as '500m' or '1.5', got 'half'"),
+        (SparkJob(name="f", main_application_file="x.py", image="i",
+                  executor=PodResources(gpu=Gpu(name="", quantity=1))),
+         "executor.gpu.name must be a resource name such as 'nvidia.com/gpu', got ''"),
+        (SparkJob(name="f", main_application_file="x.py", image="i",
+                  executor=PodResources(gpu=Gpu(name="nvidia.com/gpu", quantity=0))),
+         "executor.gpu.quantity must be an integer >= 1, got 0"),
+        (SparkJob(name="f", main_application_file="x.py", image="i",
+                  spark_conf={"spark.kubernetes.container.image": "other:1"}),
+         "sparkConf key 'spark.kubernetes.container.image' is rejected by the Spark Operator: "
+         "use SparkJob.image (spec.image)"),
+        (SparkJob(name="f", main_application_file="x.py", image="i", spark_conf={"spark.master": "local"}),
+         "sparkConf key 'spark.master' is rejected by the Spark Operator: the operator sets the master"),
+        (SparkJob(name="f", main_application_file="x.py", image="i",
+                  spark_conf={"spark.kubernetes.namespace": "other"}),
+         "sparkConf key 'spark.kubernetes.namespace' is rejected"),
+        (SparkJob(name="f", main_application_file="x.py", image="i",
+                  spark_conf={"spark.kubernetes.authenticate.driver.serviceAccountName": "admin"}),
+         "sparkConf key 'spark.kubernetes.authenticate.driver.serviceAccountName' is rejected"),
     ],
 )
 def test_bad_job_fails_at_render_time_naming_the_field(job, message):
@@ -122,3 +156,11 @@ def test_longest_job_name_gives_a_valid_application_name():
 )
 def test_label_value_is_kubernetes_safe(value, expected):
     assert label_value(value) == expected
+
+
+def test_spec_hash_ignores_key_order_and_sees_every_change():
+    spec = render_manifest(JOB, name="f-20130630-abcdef12", namespace="ml-dev")["spec"]
+    reordered = dict(reversed(list(spec.items())))
+    assert spec_hash(reordered) == spec_hash(spec)
+    changed = render_manifest(JOB, name="f-20130630-abcdef12", namespace="ml-dev", arguments=["x"])["spec"]
+    assert spec_hash(changed) != spec_hash(spec)

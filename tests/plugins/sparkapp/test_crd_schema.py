@@ -59,3 +59,16 @@ def test_the_crd_schema_catches_a_wrong_field(crd_schema):
     manifest["spec"]["mode"] = "client-ish"
     with pytest.raises(jsonschema.ValidationError, match="'client-ish' is not one of"):
         jsonschema.validate(manifest, crd_schema)
+
+
+def test_gpu_and_fractional_cpu_fields_validate_against_the_crd(crd_schema):
+    from sparkapp.application import Gpu, PodResources, SparkJob, render_manifest
+
+    job = SparkJob(name="train", main_application_file="spark_jobs/train.py", image="i:1",
+                   driver=PodResources(cores=1, memory="2g", core_request="500m", core_limit="1"),
+                   executor=PodResources(cores=4, memory="8g", core_request="3.5",
+                                         gpu=Gpu(name="nvidia.com/gpu", quantity=1)))
+    manifest = render_manifest(job, name="train-20130630-abcdef12", namespace="ml-prod",
+                               annotations={"airflow.apache.org/run-id": "scheduled__2013-06-30"})
+    jsonschema.validate(manifest, crd_schema)
+    assert manifest["spec"]["executor"]["gpu"] == {"name": "nvidia.com/gpu", "quantity": 1}
