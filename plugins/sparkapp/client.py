@@ -15,29 +15,69 @@ class ApplicationNotFound(LookupError):
     """No SparkApplication of that name exists in that namespace."""
 
 
+class ApplicationAlreadyExists(RuntimeError):
+    """A SparkApplication of that name already exists (HTTP 409 AlreadyExists)."""
+
+
+class SparkApplicationApiError(RuntimeError):
+    """The API refused a request for good (401, 403, 422, …) or never answered.
+
+    :param status: the HTTP status, or None when no answer came.
+    """
+
+    def __init__(self, message: str, *, status: int | None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 class SparkApplicationClient(Protocol):
     """Creates SparkApplications and reads them back."""
 
+    def resolve_namespace(self, namespace: str | None) -> str:
+        """The namespace to use when the task names none (the connection's, or ``default``)."""
+        ...
+
     def create_application(self, manifest: dict) -> dict:
-        """Create the application described by ``manifest`` and return the stored object."""
+        """Create the application described by ``manifest`` and return the stored object.
+
+        Raise :class:`ApplicationAlreadyExists` when the name is taken.
+        """
         ...
 
     def get_application(self, name: str, namespace: str) -> dict:
         """Return the application with its current ``status``; raise :class:`ApplicationNotFound`."""
         ...
 
+    def delete_application(self, name: str, namespace: str) -> bool:
+        """Delete the application; return False if it did not exist."""
+        ...
 
-BACKENDS = ("local",)
+    def read_driver_log(self, name: str, namespace: str, tail_lines: int) -> list[str] | None:
+        """The driver's last log lines, or None where there is no driver pod to read."""
+        ...
+
+    def driver_pending_reason(self, name: str, namespace: str) -> str | None:
+        """Why the driver has not started (e.g. ``Unschedulable: … Insufficient nvidia.com/gpu``)."""
+        ...
 
 
-def get_client(backend: str, *, spark_conn_id: str = "spark_default") -> SparkApplicationClient:
+BACKENDS = ("local", "kubernetes")
+
+
+def get_client(backend: str, *, spark_conn_id: str = "spark_default",
+               kubernetes_conn_id: str = "kubernetes_default") -> SparkApplicationClient:
     """Return the client of ``backend``.
 
     :param backend: where applications run; one of :data:`BACKENDS`.
     :param spark_conn_id: Airflow connection whose host is the Spark master (local backend).
+    :param kubernetes_conn_id: Airflow connection to the cluster (Kubernetes backend).
     """
     if backend == "local":
         from sparkapp.local_backend import LocalSparkApplicationClient
 
         return LocalSparkApplicationClient(spark_conn_id=spark_conn_id)
+    if backend == "kubernetes":
+        from sparkapp.hooks.spark_application import SparkApplicationHook
+
+        return SparkApplicationHook(kubernetes_conn_id=kubernetes_conn_id)
     raise ValueError(f"unknown SparkApplication backend {backend!r}; expected one of {BACKENDS}")

@@ -117,6 +117,23 @@ class LocalSparkApplicationClient:
                 f"SparkApplication {name} not found in namespace {namespace} (looked in {path})"
             ) from None
 
+    def resolve_namespace(self, namespace: str | None) -> str:
+        return namespace or "default"
+
+    def delete_application(self, name: str, namespace: str) -> bool:
+        try:
+            self._record_path(name, namespace).unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
+    def read_driver_log(self, name: str, namespace: str, tail_lines: int) -> list[str] | None:
+        # spark-submit ran in client mode inside the submit task: its log is that task's log.
+        return None
+
+    def driver_pending_reason(self, name: str, namespace: str) -> str | None:
+        return None
+
     def create_application(self, manifest: dict) -> dict:
         """Run the application to its end and return its object with the final status.
 
@@ -126,7 +143,8 @@ class LocalSparkApplicationClient:
 
         submit_args = spark_submit_arguments(manifest, project_root=self.project_root)
         application = submit_args.pop("application")
-        application_object = {**manifest, "status": {
+        metadata = {**manifest["metadata"], "creationTimestamp": _now()}
+        application_object = {**manifest, "metadata": metadata, "status": {
             "applicationState": {"state": states.SUBMITTED},
             "submissionAttempts": 1,
             "lastSubmissionAttemptTime": _now(),

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from functools import cached_property
 from typing import TYPE_CHECKING
 
 from airflow.sdk import BaseOperator
 
-from sparkapp.application import application_name, label_value, render_manifest
-from sparkapp.client import get_client
+from sparkapp import states
+from sparkapp.application import SPEC_HASH_ANNOTATION, application_name, label_value, render_manifest
+from sparkapp.client import ApplicationAlreadyExists, ApplicationNotFound, get_client
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -18,41 +20,60 @@ if TYPE_CHECKING:
     from sparkapp.application import SparkJob
     from sparkapp.client import SparkApplicationClient
 
+RUN_ID_ANNOTATION = "airflow.apache.org/run-id"
+DELETE_TIMEOUT_SECONDS = 60
+
+
+class SparkApplicationConflict(RuntimeError):
+    """An application of the same name is doing other work and must not be touched."""
+
 
 class SparkApplicationOperator(BaseOperator):
     """Submit one run of ``job`` as a SparkApplication and push its name to XCom.
 
     The name is deterministic for (dag, task, data interval, map index), so every try of the task
-    targets the same application. Waiting is the job of
+    targets the same application. When it already exists (HTTP 409), the operator adopts it if it
+    is the same run's work with the same spec and has not failed (a retry after a worker crash
+    must not start a second application), replaces it if it is a finished leftover (a failed try,
+    or an earlier run of the same interval), and refuses to touch it if another run's application
+    is still going. Waiting is the job of
     :class:`~sparkapp.sensors.spark_application.SparkApplicationSensor`.
 
     :param job: what runs.
     :param arguments: the program's arguments (templated).
-    :param namespace: namespace of the application (templated).
+    :param namespace: namespace of the application (templated); None takes the connection's.
     :param backend: where the application runs; see :data:`sparkapp.client.BACKENDS`.
     :param spark_conn_id: connection of the Spark master, for the local backend.
+    :param kubernetes_conn_id: connection to the cluster, for the Kubernetes backend.
     """
 
     template_fields: Sequence[str] = ("arguments", "namespace")
     ui_color = "#f7c873"
 
-    def __init__(self, *, job: SparkJob, arguments: Sequence[str] = (), namespace: str = "default",
-                 backend: str = "local", spark_conn_id: str = "spark_default", **kwargs) -> None:
+    def __init__(self, *, job: SparkJob, arguments: Sequence[str] = (), namespace: str | None = None,
+                 backend: str = "local", spark_conn_id: str = "spark_default",
+                 kubernetes_conn_id: str = "kubernetes_default", **kwargs) -> None:
         super().__init__(**kwargs)
         self.job = job
         self.arguments = arguments
         self.namespace = namespace
         self.backend = backend
         self.spark_conn_id = spark_conn_id
+        self.kubernetes_conn_id = kubernetes_conn_id
 
     @cached_property
     def client(self) -> SparkApplicationClient:
-        return get_client(self.backend, spark_conn_id=self.spark_conn_id)
+        return get_client(self.backend, spark_conn_id=self.spark_conn_id,
+                          kubernetes_conn_id=self.kubernetes_conn_id)
 
-    def build_manifest(self, context: Context) -> dict:
-        """Render this run's SparkApplication (also used to preview what would be submitted)."""
+    def build_manifest(self, context: Context, namespace: str | None = None) -> dict:
+        """Render this run's SparkApplication (also used to preview what would be submitted).
+
+        :param namespace: the resolved namespace; default: the task's, else ``default``.
+        """
         ti = context["ti"]
         interval_start = context["data_interval_start"]
+        run_id = context.get("run_id", "")
         name = application_name(self.job.name, dag_id=ti.dag_id, task_id=ti.task_id,
                                 data_interval_start=interval_start, map_index=ti.map_index)
         labels = {
@@ -60,15 +81,70 @@ class SparkApplicationOperator(BaseOperator):
             "app.kubernetes.io/managed-by": "airflow",
             "airflow.apache.org/dag-id": label_value(ti.dag_id),
             "airflow.apache.org/task-id": label_value(ti.task_id),
+            "airflow.apache.org/run-id": label_value(run_id),
             "airflow.apache.org/data-interval-start": f"{interval_start:%Y-%m-%d}",
         }
-        return render_manifest(self.job, name=name, namespace=self.namespace,
-                               arguments=self.arguments, labels=labels)
+        annotations = {
+            "airflow.apache.org/dag-id": ti.dag_id,
+            "airflow.apache.org/task-id": ti.task_id,
+            RUN_ID_ANNOTATION: run_id,
+            "airflow.apache.org/map-index": str(ti.map_index),
+        }
+        return render_manifest(self.job, name=name, namespace=namespace or self.namespace or "default",
+                               arguments=self.arguments, labels=labels, annotations=annotations)
 
     def execute(self, context: Context) -> str:
-        manifest = self.build_manifest(context)
-        name = manifest["metadata"]["name"]
-        self.log.info("Submitting SparkApplication %s in namespace %s (%s backend)",
-                      name, self.namespace, self.backend)
-        self.client.create_application(manifest)
+        manifest = self.build_manifest(context, self.client.resolve_namespace(self.namespace))
+        meta = manifest["metadata"]
+        name, namespace = meta["name"], meta["namespace"]
+        self.log.info("Submitting SparkApplication %s in namespace %s (%s backend)", name, namespace,
+                      self.backend)
+        try:
+            self.client.create_application(manifest)
+        except ApplicationAlreadyExists:
+            self._resolve_existing(manifest)
         return name
+
+    def _resolve_existing(self, manifest: dict) -> None:
+        meta = manifest["metadata"]
+        name, namespace = meta["name"], meta["namespace"]
+        try:
+            existing = self.client.get_application(name, namespace)
+        except ApplicationNotFound:  # deleted between our create and our read: create it now
+            self.client.create_application(manifest)
+            return
+        theirs = existing["metadata"].get("annotations", {})
+        state = states.application_state(existing)
+        same_work = (theirs.get(RUN_ID_ANNOTATION) == meta["annotations"][RUN_ID_ANNOTATION]
+                     and theirs.get(SPEC_HASH_ANNOTATION) == meta["annotations"][SPEC_HASH_ANNOTATION])
+        if same_work and state not in states.FAILURE_STATES:
+            self.log.info("Adopting SparkApplication %s (%s) created by an earlier try of this run",
+                          name, state or "new")
+            return
+        if state in states.TERMINAL_STATES:
+            self.log.info("Replacing SparkApplication %s, a finished leftover (%s) of run %s",
+                          name, state, theirs.get(RUN_ID_ANNOTATION, "unknown"))
+            self.client.delete_application(name, namespace)
+            self._wait_until_gone(name, namespace)
+            self.client.create_application(manifest)
+            return
+        raise SparkApplicationConflict(
+            f"SparkApplication {name} in namespace {namespace} already exists and is {state or 'new'}, "
+            f"created by run {theirs.get(RUN_ID_ANNOTATION, 'unknown')} with "
+            f"{'the same' if same_work else 'a different'} spec; wait for it to finish or delete it "
+            f"(kubectl delete sparkapplication {name} -n {namespace}), then retry this task"
+        )
+
+    def _wait_until_gone(self, name: str, namespace: str) -> None:
+        # Deletion is asynchronous on a cluster (the operator cleans the pods up first).
+        deadline = time.monotonic() + DELETE_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            try:
+                self.client.get_application(name, namespace)
+            except ApplicationNotFound:
+                return
+            time.sleep(1)
+        raise SparkApplicationConflict(
+            f"SparkApplication {name} in namespace {namespace} was deleted but is still there after "
+            f"{DELETE_TIMEOUT_SECONDS} s; check its finalizers"
+        )

@@ -1,7 +1,8 @@
-"""Sensor that waits for a SparkApplication to reach a terminal state."""
+"""Sensor that waits for a SparkApplication to reach a terminal state, within two deadlines."""
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -9,7 +10,7 @@ from airflow.sdk import BaseSensorOperator
 from airflow.sdk.exceptions import AirflowException
 
 from sparkapp import states
-from sparkapp.client import get_client
+from sparkapp.client import ApplicationNotFound, get_client
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -18,46 +19,107 @@ if TYPE_CHECKING:
 
     from sparkapp.client import SparkApplicationClient
 
+#: States of an application that has not started: the operator has not picked it up ("") or the
+#: driver pod is not running yet (SUBMITTED). The Spark Operator never times these out.
+STARTUP_STATES = frozenset({states.NEW, states.SUBMITTED})
+
 
 class SparkApplicationFailed(AirflowException):
-    """The SparkApplication ended in FAILED."""
+    """The SparkApplication failed, vanished, or missed a deadline."""
 
 
 class SparkApplicationSensor(BaseSensorOperator):
-    """Wait until a SparkApplication is COMPLETED; fail when it is FAILED.
+    """Wait until a SparkApplication is COMPLETED; fail when it is FAILED, gone, or too late.
 
-    Every other state, SUBMISSION_FAILED, FAILING and UNKNOWN included, can still recover under
-    the application's restart policy, so the sensor keeps waiting through it.
+    Every other state, SUBMISSION_FAILED, FAILING, PENDING_RERUN and UNKNOWN included, can still
+    recover under the application's restart policy, so the sensor waits through it, logging each
+    state once when entered. Two deadlines, counted from the application's creation: an application
+    still not started after ``startup_timeout`` seconds, or not finished after ``deadline``
+    seconds, is deleted and the task fails with the reason (the driver pod's, where it gives one).
+    The last ``log_tail_lines`` lines of the driver log are copied into the task log at the end.
 
     :param application_name: the application's name (templated), usually the submit task's XCom.
-    :param namespace: its namespace (templated).
+    :param namespace: its namespace (templated); None takes the connection's.
     :param backend: where it runs; see :data:`sparkapp.client.BACKENDS`.
+    :param kubernetes_conn_id: connection to the cluster, for the Kubernetes backend.
+    :param startup_timeout: seconds an application may stay new or SUBMITTED.
+    :param deadline: seconds an application may take from creation to a terminal state.
+    :param log_tail_lines: driver log lines copied into the task log.
     """
 
     template_fields: Sequence[str] = ("application_name", "namespace")
 
-    def __init__(self, *, application_name: str, namespace: str = "default", backend: str = "local",
-                 **kwargs) -> None:
+    def __init__(self, *, application_name: str, namespace: str | None = None, backend: str = "local",
+                 kubernetes_conn_id: str = "kubernetes_default", startup_timeout: float = 15 * 60,
+                 deadline: float = 4 * 60 * 60, log_tail_lines: int = 50, **kwargs) -> None:
         super().__init__(**kwargs)
         self.application_name = application_name
         self.namespace = namespace
         self.backend = backend
+        self.kubernetes_conn_id = kubernetes_conn_id
+        self.startup_timeout = startup_timeout
+        self.deadline = deadline
+        self.log_tail_lines = log_tail_lines
         self._last_state: str | None = None
 
     @cached_property
     def client(self) -> SparkApplicationClient:
-        return get_client(self.backend)
+        return get_client(self.backend, kubernetes_conn_id=self.kubernetes_conn_id)
+
+    @property
+    def _where(self) -> str:
+        namespace = self.client.resolve_namespace(self.namespace)
+        return f"SparkApplication {self.application_name} in namespace {namespace}"
 
     def poke(self, context: Context) -> bool:
-        application = self.client.get_application(self.application_name, self.namespace)
+        namespace = self.client.resolve_namespace(self.namespace)
+        try:
+            application = self.client.get_application(self.application_name, namespace)
+        except ApplicationNotFound:
+            raise SparkApplicationFailed(
+                f"{self._where} no longer exists: it was deleted while this task waited on it"
+            ) from None
         state = states.application_state(application)
         if state != self._last_state:
-            self.log.info("SparkApplication %s in namespace %s is %s",
-                          self.application_name, self.namespace, state or "new")
+            self.log.info("%s is %s", self._where, state or "new")
             self._last_state = state
-        if state in states.FAILURE_STATES:
-            raise SparkApplicationFailed(
-                f"SparkApplication {self.application_name} in namespace {self.namespace} {state}: "
-                f"{states.error_message(application) or 'no error message recorded'}"
-            )
-        return state in states.SUCCESS_STATES
+        if state in states.TERMINAL_STATES:
+            self._copy_driver_log(namespace)
+            if state in states.FAILURE_STATES:
+                reason = states.error_message(application) or "no error message recorded"
+                raise SparkApplicationFailed(f"{self._where} FAILED: {reason}")
+            return True
+        age = self._age_seconds(application)
+        if state in STARTUP_STATES and age > self.startup_timeout:
+            reason = self.client.driver_pending_reason(self.application_name, namespace) or (
+                "the Spark Operator never picked it up: is the namespace among its jobNamespaces?"
+                if state == states.NEW else "the driver pod gave no reason")
+            self._give_up(namespace, f"did not start within {self.startup_timeout:.0f} s "
+                                     f"({state or 'new'}): {reason}")
+        if age > self.deadline:
+            self._give_up(namespace, f"did not finish within {self.deadline:.0f} s (still {state})")
+        return False
+
+    def _age_seconds(self, application: dict) -> float:
+        created = application["metadata"].get("creationTimestamp")
+        if not created:
+            return 0.0
+        started = datetime.strptime(created, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+        return (datetime.now(timezone.utc) - started).total_seconds()
+
+    def _give_up(self, namespace: str, why: str) -> None:
+        self._copy_driver_log(namespace)
+        self.client.delete_application(self.application_name, namespace)
+        raise SparkApplicationFailed(f"{self._where} {why}; the application was deleted")
+
+    def _copy_driver_log(self, namespace: str) -> None:
+        lines = self.client.read_driver_log(self.application_name, namespace, self.log_tail_lines)
+        if lines is None:
+            return
+        self.log.info("Last %d line(s) of the driver log of %s:\n%s", len(lines), self.application_name,
+                      "\n".join(lines))
+
+    def on_kill(self) -> None:
+        namespace = self.client.resolve_namespace(self.namespace)
+        if self.client.delete_application(self.application_name, namespace):
+            self.log.info("Deleted %s: the task was killed", self._where)
