@@ -32,6 +32,9 @@ os.environ.update({
     "SPARK_LOCAL_IP": "127.0.0.1",
     "PYSPARK_PYTHON": sys.executable,
     "PYSPARK_DRIVER_PYTHON": sys.executable,
+    # The Kubernetes provider's API retries wait 1-15 s by default; the fake API server needs no pause.
+    "AIRFLOW__WORKERS__API_RETRY_WAIT_MIN": "0",
+    "AIRFLOW__WORKERS__API_RETRY_WAIT_MAX": "0.05",
 })
 (_SANDBOX / "mlflow").mkdir(parents=True)
 # py4j logs at INFO from __del__ at interpreter exit, after pytest closed the stream it wrote to.

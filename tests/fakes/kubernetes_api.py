@@ -24,7 +24,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
@@ -113,6 +113,13 @@ class FakeKubernetesApi:
             app = self.apps[(namespace, name)]
             app["status"] = status
             app["metadata"]["resourceVersion"] = self._next_version()
+
+    def age(self, namespace: str, name: str, seconds: float) -> None:
+        """Make an application look ``seconds`` older (its creationTimestamp moves back)."""
+        with self._lock:
+            meta = self.apps[(namespace, name)]["metadata"]
+            created = datetime.strptime(meta["creationTimestamp"], "%Y-%m-%dT%H:%M:%SZ")
+            meta["creationTimestamp"] = (created - timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
     def delete_app(self, namespace: str, name: str) -> bool:
         with self._lock:

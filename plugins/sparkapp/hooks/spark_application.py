@@ -117,9 +117,12 @@ class SparkApplicationHook(KubernetesHook):
         """The last ``tail_lines`` lines of the driver container, or None once the pod is gone."""
         namespace = self.resolve_namespace(namespace)
         try:
-            text = self.core_v1_client.read_namespaced_pod_log(
-                name=f"{name}-driver", namespace=namespace, container=DRIVER_CONTAINER, tail_lines=tail_lines
+            # Unparsed: the client turns a text/plain body into the repr of its bytes.
+            response = self.core_v1_client.read_namespaced_pod_log(
+                name=f"{name}-driver", namespace=namespace, container=DRIVER_CONTAINER,
+                tail_lines=tail_lines, _preload_content=False,
             )
+            text = response.data.decode("utf-8", errors="replace")
         except ApiException as exc:
             if exc.status in (400, 404):  # pod gone, or container not started yet
                 return None

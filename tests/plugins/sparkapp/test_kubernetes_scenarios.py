@@ -1,0 +1,243 @@
+"""The Kubernetes backend against a fake API server over real HTTP, with the real ``kubernetes``
+client, and a simulated Spark Operator walking scripted scenarios.
+
+=============================================  ==========================================================
+scenario                                       expected outcome
+=============================================  ==========================================================
+straight success                               task succeeds; driver log tail in the task log; 1 app
+driver failure                                 task fails with the app's errorMessage
+SUBMISSION_FAILED, then COMPLETED              waited through; succeeds
+FAILING → PENDING_RERUN → RUNNING → COMPLETED  waited through; succeeds
+UNKNOWN → RUNNING → COMPLETED                  waited through; succeeds
+stuck in "" (never picked up)                  start-up deadline: fails naming jobNamespaces; app deleted
+pending on insufficient GPU                    start-up deadline: fails with the pod's Unschedulable
+                                               message; app deleted
+running past the overall deadline              fails; app deleted
+deleted from outside while waiting             fails: "no longer exists"
+5xx on create, object stored anyway            read back, adopted: exactly 1 app
+connection reset on create, nothing stored     read back (404), created again: exactly 1 app
+worker crash between create and wait (retry)   409 → same run and spec → adopted: 1 app, 2 POSTs
+retry after the app FAILED                     409 → failed leftover → deleted and recreated: 1 app
+another run's app still RUNNING                refused with a conflict naming the other run; untouched
+task killed while waiting                      on_kill deletes the app: 0 apps
+429 with Retry-After on reads                  survived
+401 on create / 422 invalid name               fails at once with the API's message
+=============================================  ==========================================================
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+
+import pytest
+
+from sparkapp import states
+from sparkapp.application import PodResources, SparkJob, render_manifest
+from sparkapp.client import SparkApplicationApiError
+from sparkapp.hooks.spark_application import SparkApplicationHook
+from sparkapp.operators.spark_application import SparkApplicationConflict, SparkApplicationOperator
+from sparkapp.sensors.spark_application import SparkApplicationFailed, SparkApplicationSensor
+from tests.fakes.kubernetes_api import Fault
+from tests.plugins.sparkapp.conftest import CONN_ID, NAMESPACE
+
+JOB = SparkJob(name="features", main_application_file="spark_jobs/features.py", image="spark-jobs:1",
+               driver=PodResources(cores=1, memory="1g"), executor=PodResources(cores=1, memory="2g"))
+START = datetime(2013, 6, 30, tzinfo=timezone.utc)
+APPS_PATH = r"/sparkapplications"
+
+
+class TaskInstance:
+    dag_id = "flight_delay_retraining"
+    task_id = "submit_features"
+    map_index = -1
+
+
+def submit(run_id: str = "scheduled__2013-06-30T00:00:00+00:00") -> str:
+    operator = SparkApplicationOperator(task_id="submit_features", job=JOB, backend="kubernetes",
+                                        kubernetes_conn_id=CONN_ID, arguments=["--day", "2013-06-30"])
+    return operator.execute({"ti": TaskInstance(), "data_interval_start": START, "run_id": run_id})
+
+
+def sensor_for(name: str, **kwargs) -> SparkApplicationSensor:
+    return SparkApplicationSensor(task_id="wait", application_name=name, backend="kubernetes",
+                                  kubernetes_conn_id=CONN_ID, **kwargs)
+
+
+def wait(sensor: SparkApplicationSensor, controller, steps: int = 10) -> bool:
+    for _ in range(steps):
+        controller.step()
+        if sensor.poke({}):
+            return True
+    return False
+
+
+def test_straight_success_copies_the_driver_log(fake_k8s, controller, capsys):
+    name = submit()
+    assert wait(sensor_for(name), controller)
+    assert fake_k8s.created == [name]
+    out = capsys.readouterr().out
+    assert "Last 2 line(s) of the driver log" in out and "wrote 827 rows" in out
+    for state in ("SUBMITTED", "RUNNING", "SUCCEEDING", "COMPLETED"):
+        assert out.count(f"in namespace {NAMESPACE} is {state}") == 1
+
+
+def test_stored_application_is_the_rendered_manifest_with_server_fields(fake_k8s, controller):
+    name = submit()
+    stored = fake_k8s.apps[(NAMESPACE, name)]
+    assert stored["spec"]["arguments"] == ["--day", "2013-06-30"]
+    run_id = "airflow.apache.org/run-id"
+    assert stored["metadata"]["annotations"][run_id] == "scheduled__2013-06-30T00:00:00+00:00"
+    assert stored["metadata"]["labels"][run_id] == "scheduled__2013-06-30T00_00_00_00_00"
+    assert {"uid", "resourceVersion", "creationTimestamp"} <= set(stored["metadata"])
+    assert "status" not in stored
+
+
+def test_driver_failure_fails_with_the_error_message(fake_k8s, controller):
+    controller.script("features", [{"state": "SUBMITTED", "pod": "Pending"},
+                                   {"state": "RUNNING", "pod": "Running"},
+                                   {"state": "FAILED", "pod": "Failed", "log": ["ValueError: bad row"],
+                                    "error": "driver container failed with ExitCode: 1, Reason: Error"}])
+    name = submit()
+    with pytest.raises(SparkApplicationFailed) as raised:
+        wait(sensor_for(name), controller)
+    assert str(raised.value) == (f"SparkApplication {name} in namespace {NAMESPACE} FAILED: "
+                                 "driver container failed with ExitCode: 1, Reason: Error")
+
+
+@pytest.mark.parametrize("path", [
+    ["SUBMISSION_FAILED", "SUBMITTED", "RUNNING", "COMPLETED"],
+    ["RUNNING", "FAILING", "PENDING_RERUN", "SUBMITTED", "RUNNING", "COMPLETED"],
+    ["RUNNING", "UNKNOWN", "RUNNING", "SUCCEEDING", "COMPLETED"],
+    ["RUNNING", "SUSPENDING", "SUSPENDED", "RESUMING", "RUNNING", "COMPLETED"],
+])
+def test_recoverable_states_are_waited_through(fake_k8s, controller, path):
+    controller.script("features", [{"state": s, "pod": "Running"} for s in path])
+    name = submit()
+    assert wait(sensor_for(name), controller)
+    assert fake_k8s.created == [name] and list(fake_k8s.apps) == [(NAMESPACE, name)]
+
+
+def test_never_picked_up_fails_at_the_startup_deadline(fake_k8s, controller):
+    name = submit()  # no controller step: the operator never sets a state
+    fake_k8s.age(NAMESPACE, name, 120)
+    with pytest.raises(SparkApplicationFailed) as raised:
+        sensor_for(name, startup_timeout=60).poke({})
+    assert str(raised.value) == (
+        f"SparkApplication {name} in namespace {NAMESPACE} did not start within 60 s (new): the Spark "
+        "Operator never picked it up: is the namespace among its jobNamespaces?; the application was deleted")
+    assert fake_k8s.apps == {}
+
+
+def test_pending_on_insufficient_gpu_fails_with_the_pod_reason(fake_k8s, controller):
+    message = "0/3 nodes are available: 3 Insufficient nvidia.com/gpu."
+    controller.script("features", [{"state": "SUBMITTED", "pod": "Pending", "unschedulable": message}])
+    name = submit()
+    sensor = sensor_for(name, startup_timeout=300)
+    controller.step()
+    assert sensor.poke({}) is False
+    fake_k8s.age(NAMESPACE, name, 301)
+    expected = (f"did not start within 300 s (SUBMITTED): Unschedulable: {message}; "
+                "the application was deleted")
+    with pytest.raises(SparkApplicationFailed, match=re.escape(expected)):
+        sensor.poke({})
+    assert fake_k8s.apps == {}
+
+
+def test_running_past_the_deadline_is_deleted(fake_k8s, controller):
+    name = submit()
+    controller.step()
+    controller.step()
+    fake_k8s.age(NAMESPACE, name, 3601)
+    with pytest.raises(SparkApplicationFailed, match="did not finish within 3600 s \\(still RUNNING\\)"):
+        sensor_for(name, deadline=3600).poke({})
+    assert fake_k8s.apps == {}
+
+
+def test_application_deleted_from_outside_fails_clearly(fake_k8s, controller):
+    controller.script("features", [{"state": "RUNNING", "pod": "Running"}, {"delete": True}])
+    name = submit()
+    with pytest.raises(SparkApplicationFailed) as raised:
+        wait(sensor_for(name), controller)
+    assert str(raised.value) == (f"SparkApplication {name} in namespace {NAMESPACE} no longer exists: "
+                                 "it was deleted while this task waited on it")
+
+
+def test_5xx_on_create_with_the_object_stored_is_adopted(fake_k8s, controller):
+    fake_k8s.inject(Fault("POST", APPS_PATH, 503, store_anyway=True))
+    name = submit()
+    assert fake_k8s.count("POST", APPS_PATH) == 1
+    assert fake_k8s.created == [name]
+    assert wait(sensor_for(name), controller)
+
+
+def test_connection_reset_on_create_without_storing_creates_once_more(fake_k8s, controller):
+    fake_k8s.inject(Fault("POST", APPS_PATH, None))
+    name = submit()
+    assert fake_k8s.count("POST", APPS_PATH) == 2
+    assert fake_k8s.created == [name]
+
+
+def test_retry_after_a_worker_crash_adopts_the_application(fake_k8s, controller):
+    name = submit()
+    controller.step()
+    assert submit() == name  # the retry of the same run
+    assert fake_k8s.count("POST", APPS_PATH) == 2
+    assert fake_k8s.created == [name]
+    assert wait(sensor_for(name), controller)
+
+
+def test_retry_after_the_application_failed_replaces_it(fake_k8s, controller):
+    controller.script("features", [{"state": "FAILED", "pod": "Failed", "error": "OOMKilled"}])
+    name = submit()
+    controller.step()
+    first_uid = fake_k8s.apps[(NAMESPACE, name)]["metadata"]["uid"]
+    controller.script("features", [{"state": "COMPLETED", "pod": "Succeeded"}])
+    assert submit() == name
+    assert fake_k8s.created == [name, name]
+    assert fake_k8s.apps[(NAMESPACE, name)]["metadata"]["uid"] != first_uid
+    assert wait(sensor_for(name), controller)
+
+
+def test_another_runs_running_application_is_left_alone(fake_k8s, controller):
+    name = submit(run_id="backfill__2013-06-30T00:00:00+00:00")
+    controller.step()
+    controller.step()
+    with pytest.raises(SparkApplicationConflict, match="is RUNNING, created by run backfill__2013-06-30"):
+        submit(run_id="manual__2013-07-01T00:00:00+00:00")
+    assert fake_k8s.created == [name]
+    assert states.application_state(fake_k8s.apps[(NAMESPACE, name)]) == "RUNNING"
+
+
+def test_killed_task_deletes_its_application(fake_k8s, controller):
+    name = submit()
+    controller.step()
+    sensor_for(name).on_kill()
+    assert fake_k8s.apps == {} and fake_k8s.count("DELETE", name) == 1
+
+
+def test_429_with_retry_after_on_reads_is_survived(fake_k8s, controller):
+    name = submit()
+    fake_k8s.inject(Fault("GET", name, 429, times=2, headers={"Retry-After": "0"}))
+    assert wait(sensor_for(name), controller)
+    assert fake_k8s.count("GET", f"sparkapplications/{name}$") >= 6
+
+
+def test_unauthorized_create_fails_at_once_with_the_api_message(fake_k8s):
+    fake_k8s.inject(Fault("POST", APPS_PATH, 401))
+    with pytest.raises(SparkApplicationApiError, match="failed with HTTP 401: injected Unauthorized"):
+        submit()
+    assert fake_k8s.count("POST", APPS_PATH) == 1 and fake_k8s.apps == {}
+
+
+def test_invalid_name_is_refused_with_the_api_message(fake_k8s):
+    manifest = render_manifest(JOB, name="features-20130630-abcdef12", namespace=NAMESPACE)
+    manifest["metadata"]["name"] = "Features_X"  # bypassing render-time validation on purpose
+    expected = 'HTTP 422: SparkApplication.sparkoperator.k8s.io "Features_X" is invalid'
+    with pytest.raises(SparkApplicationApiError, match=re.escape(expected)):
+        SparkApplicationHook(kubernetes_conn_id=CONN_ID).create_application(manifest)
+
+
+def test_namespace_comes_from_the_connection_when_the_task_names_none(fake_k8s):
+    name = submit()
+    assert (NAMESPACE, name) in fake_k8s.apps
