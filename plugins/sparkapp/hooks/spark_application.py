@@ -11,9 +11,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
-from airflow.providers.cncf.kubernetes.kubernetes_helper_functions import TRANSIENT_CONNECTION_ERRORS
+from airflow.providers.cncf.kubernetes.hooks.kubernetes import AsyncKubernetesHook, KubernetesHook
+from airflow.providers.cncf.kubernetes.kubernetes_helper_functions import (
+    TRANSIENT_CONNECTION_ERRORS,
+    generic_api_retry,
+)
 from kubernetes.client.exceptions import ApiException
+from kubernetes_asyncio import client as async_client
+from kubernetes_asyncio.client.exceptions import ApiException as AsyncApiException
 from urllib3.exceptions import HTTPError
 
 from sparkapp.application import SPEC_HASH_ANNOTATION
@@ -146,3 +151,24 @@ class SparkApplicationHook(KubernetesHook):
             if waiting and waiting.reason:
                 return f"{waiting.reason}: {waiting.message or ''}".rstrip(": ")
         return None
+
+
+class AsyncSparkApplicationHook(AsyncKubernetesHook):
+    """Read SparkApplications from async code (the triggerer).
+
+    :param kubernetes_conn_id: Airflow connection to the cluster.
+    """
+
+    @generic_api_retry
+    async def get_application(self, name: str, namespace: str | None) -> dict:
+        namespace = namespace or await self._get_field("namespace") or self.DEFAULT_NAMESPACE
+        async with self.get_conn() as connection:
+            api = async_client.CustomObjectsApi(connection)
+            try:
+                return await api.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+            except AsyncApiException as exc:
+                if exc.status == 404:
+                    raise ApplicationNotFound(
+                        f"SparkApplication {name} not found in namespace {namespace}"
+                    ) from None
+                raise

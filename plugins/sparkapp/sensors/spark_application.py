@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator
 from airflow.sdk.exceptions import AirflowException
 
 from sparkapp import states
 from sparkapp.client import ApplicationNotFound, get_client
+from sparkapp.triggers.spark_application import SparkApplicationTrigger, waiting_verdict
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -18,11 +18,6 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from sparkapp.client import SparkApplicationClient
-
-#: States of an application that has not started: the operator has not picked it up ("") or the
-#: driver pod is not running yet (SUBMITTED). The Spark Operator never times these out.
-STARTUP_STATES = frozenset({states.NEW, states.SUBMITTED})
-
 
 class SparkApplicationFailed(AirflowException):
     """The SparkApplication failed, vanished, or missed a deadline."""
@@ -33,10 +28,12 @@ class SparkApplicationSensor(BaseSensorOperator):
 
     Every other state, SUBMISSION_FAILED, FAILING, PENDING_RERUN and UNKNOWN included, can still
     recover under the application's restart policy, so the sensor waits through it, logging each
-    state once when entered. Two deadlines, counted from the application's creation: an application
-    still not started after ``startup_timeout`` seconds, or not finished after ``deadline``
-    seconds, is deleted and the task fails with the reason (the driver pod's, where it gives one).
-    The last ``log_tail_lines`` lines of the driver log are copied into the task log at the end.
+    state once when entered. Deferrable by default: on Kubernetes the wait runs in the triggerer
+    (:class:`~sparkapp.triggers.spark_application.SparkApplicationTrigger`), holding no worker slot.
+    Two deadlines, counted from the application's creation: an application still not started after
+    ``startup_timeout`` seconds, or not finished after ``deadline`` seconds, is deleted and the task
+    fails with the reason (the driver pod's, where it gives one). The last ``log_tail_lines`` lines
+    of the driver log are copied into the task log at the end.
 
     :param application_name: the application's name (templated), usually the submit task's XCom.
     :param namespace: its namespace (templated); None takes the connection's.
@@ -45,14 +42,17 @@ class SparkApplicationSensor(BaseSensorOperator):
     :param startup_timeout: seconds an application may stay new or SUBMITTED.
     :param deadline: seconds an application may take from creation to a terminal state.
     :param log_tail_lines: driver log lines copied into the task log.
+    :param deferrable: wait in the triggerer (Kubernetes backend), holding no worker slot.
     """
 
     template_fields: Sequence[str] = ("application_name", "namespace")
 
     def __init__(self, *, application_name: str, namespace: str | None = None, backend: str = "local",
                  kubernetes_conn_id: str = "kubernetes_default", startup_timeout: float = 15 * 60,
-                 deadline: float = 4 * 60 * 60, log_tail_lines: int = 50, **kwargs) -> None:
+                 deadline: float = 4 * 60 * 60, log_tail_lines: int = 50, deferrable: bool = True,
+                 **kwargs) -> None:
         super().__init__(**kwargs)
+        self.deferrable = deferrable
         self.application_name = application_name
         self.namespace = namespace
         self.backend = backend
@@ -71,7 +71,31 @@ class SparkApplicationSensor(BaseSensorOperator):
         namespace = self.client.resolve_namespace(self.namespace)
         return f"SparkApplication {self.application_name} in namespace {namespace}"
 
+    def execute(self, context: Context) -> Any:
+        # The local backend's applications are finished when the sensor starts: nothing to defer.
+        if not self.deferrable or self.backend == "local":
+            return super().execute(context)
+        self.defer(
+            trigger=SparkApplicationTrigger(
+                application_name=self.application_name, namespace=self.namespace,
+                kubernetes_conn_id=self.kubernetes_conn_id, poll_interval=self.poke_interval,
+                startup_timeout=self.startup_timeout, deadline=self.deadline,
+            ),
+            method_name="execute_complete",
+        )
+
+    def execute_complete(self, context: Context, event: dict) -> None:
+        """Resume after the trigger fired: act on the application as :meth:`poke` does."""
+        if event["verdict"] == "error":
+            raise SparkApplicationFailed(f"Waiting on {self._where} failed: {event['message']}")
+        if not self._act(self._read()):
+            raise SparkApplicationFailed(f"{self._where}: the trigger fired ({event}) but the application "
+                                         "is still waiting; retry the task")
+
     def poke(self, context: Context) -> bool:
+        return self._act(self._read())
+
+    def _read(self) -> dict:
         namespace = self.client.resolve_namespace(self.namespace)
         try:
             application = self.client.get_application(self.application_name, namespace)
@@ -83,29 +107,28 @@ class SparkApplicationSensor(BaseSensorOperator):
         if state != self._last_state:
             self.log.info("%s is %s", self._where, state or "new")
             self._last_state = state
-        if state in states.TERMINAL_STATES:
+        return application
+
+    def _act(self, application: dict) -> bool:
+        """True when COMPLETED; raise when FAILED or past a deadline (deleting it); else False."""
+        namespace = self.client.resolve_namespace(self.namespace)
+        state = states.application_state(application)
+        verdict = waiting_verdict(application, startup_timeout=self.startup_timeout, deadline=self.deadline)
+        if verdict == "terminal":
             self._copy_driver_log(namespace)
             if state in states.FAILURE_STATES:
                 reason = states.error_message(application) or "no error message recorded"
                 raise SparkApplicationFailed(f"{self._where} FAILED: {reason}")
             return True
-        age = self._age_seconds(application)
-        if state in STARTUP_STATES and age > self.startup_timeout:
+        if verdict == "startup_timeout":
             reason = self.client.driver_pending_reason(self.application_name, namespace) or (
                 "the Spark Operator never picked it up: is the namespace among its jobNamespaces?"
                 if state == states.NEW else "the driver pod gave no reason")
             self._give_up(namespace, f"did not start within {self.startup_timeout:.0f} s "
                                      f"({state or 'new'}): {reason}")
-        if age > self.deadline:
+        if verdict == "deadline":
             self._give_up(namespace, f"did not finish within {self.deadline:.0f} s (still {state})")
         return False
-
-    def _age_seconds(self, application: dict) -> float:
-        created = application["metadata"].get("creationTimestamp")
-        if not created:
-            return 0.0
-        started = datetime.strptime(created, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
-        return (datetime.now(timezone.utc) - started).total_seconds()
 
     def _give_up(self, namespace: str, why: str) -> None:
         self._copy_driver_log(namespace)
