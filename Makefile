@@ -23,12 +23,13 @@ export PYSPARK_PYTHON := $(BIN)/python
 export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help demo test test-fast lint bench lock check-prereqs clean
+.PHONY: help demo test test-fast lint bench manifests lock check-prereqs clean
 
 help:
 	@echo "make demo   - set up, then run the retraining DAG once for DAY=$(DAY) and print its report"
 	@echo "make test   - set up, then run the whole test suite (end-to-end runs included)"
 	@echo "make lint   - ruff on the code"
+	@echo "make manifests DATE=YYYY-MM-DD - write the SparkApplications of that day's run to build/manifests/"
 	@echo "make bench  - benchmarks (parse time, demo per task vs a plain script, peak memory); ~6 min"
 	@echo "make lock   - re-resolve requirements.txt and requirements-dev.txt from the .in files"
 	@echo "make clean  - remove .local/ (data, MLflow store, Airflow home) and build/"
@@ -65,6 +66,10 @@ test-fast: $(VENV)/.installed
 
 lint: $(VENV)/.installed
 	ruff check .
+
+manifests: $(VENV)/.installed
+	@test -n "$(DATE)" || { echo "usage: make manifests DATE=YYYY-MM-DD" >&2; exit 2; }
+	python -m flight_delays.manifests --date $(DATE)
 
 bench: $(VENV)/.installed
 	python bench/run_benchmarks.py

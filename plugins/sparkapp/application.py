@@ -245,12 +245,12 @@ def render_manifest(job: SparkJob, *, name: str, namespace: str, arguments: Sequ
         "driver": {
             **job.driver.as_spec(),
             "serviceAccount": job.service_account,
-            "labels": pod_labels,
+            "labels": dict(pod_labels),
         },
         "executor": {
             **job.executor.as_spec(),
             "instances": job.executor_instances,
-            "labels": pod_labels,
+            "labels": dict(pod_labels),
         },
     }
     return {

@@ -14,7 +14,9 @@ from mlflow import MlflowClient
 
 from flight_delays import settings
 from flight_delays.demo import run_dag
+from flight_delays.manifests import render_run
 from flight_delays.settings import DataLayout
+from sparkapp.local_backend import LocalSparkApplicationClient
 
 pytestmark = pytest.mark.e2e
 
@@ -44,6 +46,12 @@ def test_nightly_runs_train_and_register_on_real_data(airflow_db):
     assert report["model"]["version"] == "1" and report["model"]["alias"] == "champion"
     assert int(client.get_model_version_by_alias(settings.MODEL_NAME, "champion").version) == 1
     assert len(list(layout.features.glob("date=*"))) == 28
+    # `make manifests` previews exactly the specs the run submitted.
+    applications = LocalSparkApplicationClient()
+    for manifest in render_run(date(2013, 6, 30)).values():
+        submitted = applications.get_application(manifest["metadata"]["name"], "default")
+        assert submitted["spec"] == manifest["spec"]
+        assert submitted["status"]["applicationState"] == {"state": "COMPLETED"}
 
     second = run_dag(date(2013, 7, 1))
     assert second.state == "success"

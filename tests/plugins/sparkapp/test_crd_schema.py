@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import date
 
 import jsonschema
 import pytest
 import yaml
 
-from sparkapp.operators.spark_application import SparkApplicationOperator
 from tests.conftest import SHARED_DIR
 
 CRD_FILE = SHARED_DIR / "crds" / "sparkoperator.k8s.io_sparkapplications.yaml"
@@ -21,25 +20,12 @@ def crd_schema() -> dict:
     return version["schema"]["openAPIV3Schema"]
 
 
-class _TaskInstance:
-    dag_id = "flight_delay_retraining"
-    map_index = -1
-
-    def __init__(self, task_id: str) -> None:
-        self.task_id = task_id
-
-
 def rendered_manifests() -> list[dict]:
-    from flight_delays.demo import load_dag
+    from flight_delays.manifests import render_run
 
-    dag = load_dag()
-    operators = [t for t in dag.tasks if isinstance(t, SparkApplicationOperator)]
-    assert {t.task_id for t in operators} == {"submit_features", "submit_training"}
-    start = datetime(2013, 6, 30, tzinfo=timezone.utc)
-    return [
-        t.build_manifest({"ti": _TaskInstance(t.task_id), "data_interval_start": start})
-        for t in operators
-    ]
+    manifests = render_run(date(2013, 6, 30))
+    assert sorted(manifests) == ["submit_features", "submit_training"]
+    return list(manifests.values())
 
 
 def test_dag_manifests_validate_against_the_crd(crd_schema):
@@ -72,3 +58,25 @@ def test_gpu_and_fractional_cpu_fields_validate_against_the_crd(crd_schema):
                                annotations={"airflow.apache.org/run-id": "scheduled__2013-06-30"})
     jsonschema.validate(manifest, crd_schema)
     assert manifest["spec"]["executor"]["gpu"] == {"name": "nvidia.com/gpu", "quantity": 1}
+
+
+def test_make_manifests_writes_the_runs_applications(tmp_path, crd_schema):
+    from flight_delays.manifests import main
+
+    assert main(["--date", "2013-06-30", "--conf", '{"window_days": 14}', "--out", str(tmp_path)]) == 0
+    written = sorted(p.name for p in (tmp_path / "2013-06-30").iterdir())
+    assert written == ["submit_features.yaml", "submit_training.yaml"]
+    features = yaml.safe_load((tmp_path / "2013-06-30" / "submit_features.yaml").read_text())
+    jsonschema.validate(features, crd_schema)
+    arguments = features["spec"]["arguments"]
+    assert arguments[arguments.index("--start-date") + 1] == "2013-06-17"  # 14-day window from the conf
+    assert arguments[arguments.index("--history-start") + 1] == "2013-06-03"
+
+
+def test_make_manifests_refuses_a_bad_conf(tmp_path):
+    from airflow.sdk.exceptions import ParamValidationError
+
+    from flight_delays.manifests import main
+
+    with pytest.raises(ParamValidationError, match="window_days"):
+        main(["--date", "2013-06-30", "--conf", '{"window_days": 2}', "--out", str(tmp_path)])
