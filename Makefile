@@ -69,7 +69,7 @@ lint: $(VENV)/.installed
 
 manifests: $(VENV)/.installed
 	@test -n "$(DATE)" || { echo "usage: make manifests DATE=YYYY-MM-DD" >&2; exit 2; }
-	python -m flight_delays.manifests --date $(DATE)
+	python -m flight_delays.manifests --date $(DATE) $(if $(CONF),--conf '$(CONF)')
 
 bench: $(VENV)/.installed
 	python bench/run_benchmarks.py
