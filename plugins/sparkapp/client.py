@@ -8,6 +8,7 @@ cluster with the Spark Operator. Objects in and out are SparkApplication manifes
 
 from __future__ import annotations
 
+import os
 from typing import Protocol
 
 
@@ -62,6 +63,17 @@ class SparkApplicationClient(Protocol):
 
 
 BACKENDS = ("local", "kubernetes")
+#: Environment variable naming the backend of tasks that name none (default ``local``).
+BACKEND_ENV = "SPARKAPP_BACKEND"
+
+
+def resolve_backend(backend: str | None) -> str:
+    """The task's backend, else ``$SPARKAPP_BACKEND``, else ``local``: read when the task runs, so
+    one DAG file serves the embedded default and a cluster."""
+    resolved = backend or os.environ.get(BACKEND_ENV) or "local"
+    if resolved not in BACKENDS:
+        raise ValueError(f"unknown SparkApplication backend {resolved!r}; expected one of {BACKENDS}")
+    return resolved
 
 
 def get_client(backend: str, *, spark_conn_id: str = "spark_default",

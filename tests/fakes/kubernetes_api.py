@@ -327,3 +327,60 @@ SUCCESS: list[Step] = [
     {"state": "SUCCEEDING", "pod": "Succeeded", "log": ["wrote 827 rows"]},
     {"state": "COMPLETED", "pod": "Succeeded"},
 ]
+
+
+class ExecutingSparkOperator:
+    """A Spark Operator that really runs each new application, with local ``spark-submit``.
+
+    It moves a new application to SUBMITTED, then RUNNING, runs the manifest through the project's
+    local backend (the same translation to ``spark-submit``), and records COMPLETED or FAILED with
+    the reason: so a test proves that the manifest's arguments, files and confs are what the job
+    needs. Runs in a background thread until :meth:`stop`.
+    """
+
+    def __init__(self, api: FakeKubernetesApi, state_dir) -> None:
+        self.api = api
+        self.state_dir = state_dir
+        self._stop = threading.Event()
+        self._started: set[str] = set()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def start(self) -> ExecutingSparkOperator:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(0.1):
+            with self.api._lock:
+                new = [(ns, name, app) for (ns, name), app in self.api.apps.items()
+                       if app["metadata"]["uid"] not in self._started]
+            for namespace, name, app in new:
+                self._started.add(app["metadata"]["uid"])
+                threading.Thread(target=self._run, args=(namespace, name, json.loads(json.dumps(app))),
+                                 daemon=True).start()
+
+    def _run(self, namespace: str, name: str, manifest: dict) -> None:
+        from sparkapp.local_backend import LocalSparkApplicationClient
+
+        driver = {"podName": f"{name}-driver"}
+        pod = (namespace, f"{name}-driver")
+        self.api.set_status(namespace, name,
+                            {"applicationState": {"state": "SUBMITTED"}, "driverInfo": driver})
+        self.api.pods[pod] = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": pod[1]},
+                              "status": {"phase": "Running", "conditions": []}}
+        self.api.set_status(namespace, name,
+                            {"applicationState": {"state": "RUNNING"}, "driverInfo": driver})
+        result = LocalSparkApplicationClient(state_dir=self.state_dir).create_application(manifest)
+        state = result["status"]["applicationState"]
+        self.api.logs[pod] = [f"spark-submit of {name} ended {state['state']}"]
+        with self.api._lock:
+            if (namespace, name) in self.api.apps:
+                self.set_final(namespace, name, state, driver)
+
+    def set_final(self, namespace: str, name: str, state: dict, driver: dict) -> None:
+        self.api.set_status(namespace, name, {"applicationState": state, "driverInfo": driver,
+                                              "terminationTime": _now()})

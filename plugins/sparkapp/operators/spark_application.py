@@ -10,7 +10,7 @@ from airflow.sdk import BaseOperator
 
 from sparkapp import states
 from sparkapp.application import SPEC_HASH_ANNOTATION, application_name, label_value, render_manifest
-from sparkapp.client import ApplicationAlreadyExists, ApplicationNotFound, get_client
+from sparkapp.client import ApplicationAlreadyExists, ApplicationNotFound, get_client, resolve_backend
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -42,7 +42,8 @@ class SparkApplicationOperator(BaseOperator):
     :param job: what runs.
     :param arguments: the program's arguments (templated).
     :param namespace: namespace of the application (templated); None takes the connection's.
-    :param backend: where the application runs; see :data:`sparkapp.client.BACKENDS`.
+    :param backend: where the application runs, one of :data:`sparkapp.client.BACKENDS`; None reads
+        ``$SPARKAPP_BACKEND`` when the task runs (default ``local``).
     :param spark_conn_id: connection of the Spark master, for the local backend.
     :param kubernetes_conn_id: connection to the cluster, for the Kubernetes backend.
     """
@@ -51,7 +52,7 @@ class SparkApplicationOperator(BaseOperator):
     ui_color = "#f7c873"
 
     def __init__(self, *, job: SparkJob, arguments: Sequence[str] = (), namespace: str | None = None,
-                 backend: str = "local", spark_conn_id: str = "spark_default",
+                 backend: str | None = None, spark_conn_id: str = "spark_default",
                  kubernetes_conn_id: str = "kubernetes_default", **kwargs) -> None:
         super().__init__(**kwargs)
         self.job = job
@@ -63,7 +64,7 @@ class SparkApplicationOperator(BaseOperator):
 
     @cached_property
     def client(self) -> SparkApplicationClient:
-        return get_client(self.backend, spark_conn_id=self.spark_conn_id,
+        return get_client(resolve_backend(self.backend), spark_conn_id=self.spark_conn_id,
                           kubernetes_conn_id=self.kubernetes_conn_id)
 
     def build_manifest(self, context: Context, namespace: str | None = None) -> dict:
@@ -98,7 +99,7 @@ class SparkApplicationOperator(BaseOperator):
         meta = manifest["metadata"]
         name, namespace = meta["name"], meta["namespace"]
         self.log.info("Submitting SparkApplication %s in namespace %s (%s backend)", name, namespace,
-                      self.backend)
+                      resolve_backend(self.backend))
         try:
             self.client.create_application(manifest)
         except ApplicationAlreadyExists:

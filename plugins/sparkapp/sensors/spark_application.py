@@ -9,7 +9,7 @@ from airflow.sdk import BaseSensorOperator
 from airflow.sdk.exceptions import AirflowException
 
 from sparkapp import states
-from sparkapp.client import ApplicationNotFound, get_client
+from sparkapp.client import ApplicationNotFound, get_client, resolve_backend
 from sparkapp.triggers.spark_application import SparkApplicationTrigger, waiting_verdict
 
 if TYPE_CHECKING:
@@ -37,7 +37,8 @@ class SparkApplicationSensor(BaseSensorOperator):
 
     :param application_name: the application's name (templated), usually the submit task's XCom.
     :param namespace: its namespace (templated); None takes the connection's.
-    :param backend: where it runs; see :data:`sparkapp.client.BACKENDS`.
+    :param backend: where it runs, one of :data:`sparkapp.client.BACKENDS`; None reads
+        ``$SPARKAPP_BACKEND`` when the task runs (default ``local``).
     :param kubernetes_conn_id: connection to the cluster, for the Kubernetes backend.
     :param startup_timeout: seconds an application may stay new or SUBMITTED.
     :param deadline: seconds an application may take from creation to a terminal state.
@@ -47,7 +48,7 @@ class SparkApplicationSensor(BaseSensorOperator):
 
     template_fields: Sequence[str] = ("application_name", "namespace")
 
-    def __init__(self, *, application_name: str, namespace: str | None = None, backend: str = "local",
+    def __init__(self, *, application_name: str, namespace: str | None = None, backend: str | None = None,
                  kubernetes_conn_id: str = "kubernetes_default", startup_timeout: float = 15 * 60,
                  deadline: float = 4 * 60 * 60, log_tail_lines: int = 50, deferrable: bool = True,
                  **kwargs) -> None:
@@ -64,7 +65,7 @@ class SparkApplicationSensor(BaseSensorOperator):
 
     @cached_property
     def client(self) -> SparkApplicationClient:
-        return get_client(self.backend, kubernetes_conn_id=self.kubernetes_conn_id)
+        return get_client(resolve_backend(self.backend), kubernetes_conn_id=self.kubernetes_conn_id)
 
     @property
     def _where(self) -> str:
@@ -73,7 +74,7 @@ class SparkApplicationSensor(BaseSensorOperator):
 
     def execute(self, context: Context) -> Any:
         # The local backend's applications are finished when the sensor starts: nothing to defer.
-        if not self.deferrable or self.backend == "local":
+        if not self.deferrable or resolve_backend(self.backend) == "local":
             return super().execute(context)
         self.defer(
             trigger=SparkApplicationTrigger(

@@ -123,3 +123,15 @@ def test_failed_job_is_recorded_as_failed_with_the_reason(tmp_path, job_dir):
     assert "bad input: no such partition" in states.error_message(returned)
     stored = client.get_application("job-20130630-0123abcd", "ml-dev")
     assert states.application_state(stored) == states.FAILED
+
+
+def test_backend_is_the_tasks_else_the_environments_else_local(monkeypatch):
+    from sparkapp.client import resolve_backend
+
+    monkeypatch.delenv("SPARKAPP_BACKEND", raising=False)
+    assert resolve_backend(None) == "local"
+    monkeypatch.setenv("SPARKAPP_BACKEND", "kubernetes")
+    assert (resolve_backend(None), resolve_backend("local")) == ("kubernetes", "local")
+    monkeypatch.setenv("SPARKAPP_BACKEND", "k8s")
+    with pytest.raises(ValueError, match="unknown SparkApplication backend 'k8s'"):
+        resolve_backend(None)

@@ -1,0 +1,59 @@
+"""The whole DAG on the Kubernetes backend: SparkApplications created through the real
+``kubernetes`` client against the fake API server, whose Spark Operator really runs each one with
+local ``spark-submit``, and deferrable sensors waiting in the (in-process) triggerer."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from datetime import date
+
+import pytest
+from mlflow import MlflowClient
+
+from flight_delays import settings
+from flight_delays.demo import run_dag
+from flight_delays.settings import DataLayout
+from sparkapp import states
+from tests.fakes.kubernetes_api import ExecutingSparkOperator, FakeKubernetesApi
+
+pytestmark = pytest.mark.e2e
+NAMESPACE = "ml-dev"
+
+
+@pytest.fixture
+def cluster(tmp_path, monkeypatch):
+    subprocess.run(["airflow", "db", "migrate"], check=True, capture_output=True, env=os.environ)
+    api = FakeKubernetesApi().start()
+    operator = ExecutingSparkOperator(api, state_dir=tmp_path / "operator-runs").start()
+    monkeypatch.setenv("SPARKAPP_BACKEND", "kubernetes")
+    monkeypatch.setenv("SPARK_NAMESPACE", NAMESPACE)
+    monkeypatch.setenv("AIRFLOW_CONN_KUBERNETES_DEFAULT", json.dumps(
+        {"conn_type": "kubernetes", "extra": {"kube_config": api.kube_config(NAMESPACE)}}))
+    monkeypatch.setenv("FLIGHT_DELAYS_DATA_ROOT", str(tmp_path / "data"))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("MLFLOW_ARTIFACT_LOCATION", str(tmp_path / "artifacts"))
+    yield api
+    operator.stop()
+    api.stop()
+
+
+def test_dag_runs_on_the_kubernetes_backend(cluster):
+    dag_run = run_dag(date(2013, 3, 15), {"window_days": 10, "history_days": 7})
+    assert dag_run.state == "success"
+
+    apps = {name: app for (namespace, name), app in cluster.apps.items() if namespace == NAMESPACE}
+    assert sorted(n.rsplit("-", 2)[0] for n in apps) == ["features", "train"]
+    assert len(cluster.created) == 2  # one application per Spark stage, none created twice
+    assert {states.application_state(a) for a in apps.values()} == {"COMPLETED"}
+    features = next(a for n, a in apps.items() if n.startswith("features"))
+    assert features["spec"]["arguments"][:4] == ["--data-root", str(DataLayout.from_env().root),
+                                                 "--start-date", "2013-03-06"]
+
+    report = json.loads(DataLayout.from_env().report(date(2013, 3, 15)).read_text())
+    assert report["model"]["alias"] == "champion" and report["model"]["version"] == "1"
+    assert 0.6 <= report["test_metrics"]["test_auc"] <= 0.95
+    client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri())
+    run = client.get_run(report["model"]["run_id"])
+    assert run.data.tags["spark_application"] in apps
