@@ -10,6 +10,7 @@ from airflow.sdk.exceptions import AirflowException
 
 from sparkapp import states
 from sparkapp.client import ApplicationNotFound, get_client, resolve_backend
+from sparkapp.links import SparkUiLink, spark_ui_url
 from sparkapp.triggers.spark_application import SparkApplicationTrigger, waiting_verdict
 
 if TYPE_CHECKING:
@@ -47,6 +48,7 @@ class SparkApplicationSensor(BaseSensorOperator):
     """
 
     template_fields: Sequence[str] = ("application_name", "namespace")
+    operator_extra_links = (SparkUiLink(),)
 
     def __init__(self, *, application_name: str, namespace: str | None = None, backend: str | None = None,
                  kubernetes_conn_id: str = "kubernetes_default", startup_timeout: float = 15 * 60,
@@ -62,6 +64,7 @@ class SparkApplicationSensor(BaseSensorOperator):
         self.deadline = deadline
         self.log_tail_lines = log_tail_lines
         self._last_state: str | None = None
+        self._spark_ui_url: str | None = None
 
     @cached_property
     def client(self) -> SparkApplicationClient:
@@ -89,14 +92,14 @@ class SparkApplicationSensor(BaseSensorOperator):
         """Resume after the trigger fired: act on the application as :meth:`poke` does."""
         if event["verdict"] == "error":
             raise SparkApplicationFailed(f"Waiting on {self._where} failed: {event['message']}")
-        if not self._act(self._read()):
+        if not self._act(self._read(context)):
             raise SparkApplicationFailed(f"{self._where}: the trigger fired ({event}) but the application "
                                          "is still waiting; retry the task")
 
     def poke(self, context: Context) -> bool:
-        return self._act(self._read())
+        return self._act(self._read(context))
 
-    def _read(self) -> dict:
+    def _read(self, context: Context) -> dict:
         namespace = self.client.resolve_namespace(self.namespace)
         try:
             application = self.client.get_application(self.application_name, namespace)
@@ -108,6 +111,11 @@ class SparkApplicationSensor(BaseSensorOperator):
         if state != self._last_state:
             self.log.info("%s is %s", self._where, state or "new")
             self._last_state = state
+        url = spark_ui_url(application)
+        if url and url != self._spark_ui_url:
+            self.log.info("Spark UI of %s: %s", self.application_name, url)
+            context["ti"].xcom_push(key=SparkUiLink().xcom_key, value=url)
+            self._spark_ui_url = url
         return application
 
     def _act(self, application: dict) -> bool:

@@ -25,3 +25,13 @@ def fake_k8s(monkeypatch):
 @pytest.fixture
 def controller(fake_k8s) -> SimulatedSparkOperator:
     return SimulatedSparkOperator(fake_k8s)
+
+
+class RecordingTaskInstance:
+    """The part of ``ti`` a sensor uses: XCom pushes, recorded."""
+
+    def __init__(self) -> None:
+        self.pushed: list[tuple[str, object]] = []
+
+    def xcom_push(self, key: str, value: object) -> None:
+        self.pushed.append((key, value))

@@ -39,7 +39,7 @@ from sparkapp.hooks.spark_application import SparkApplicationHook
 from sparkapp.operators.spark_application import SparkApplicationConflict, SparkApplicationOperator
 from sparkapp.sensors.spark_application import SparkApplicationFailed, SparkApplicationSensor
 from tests.fakes.kubernetes_api import Fault
-from tests.plugins.sparkapp.conftest import CONN_ID, NAMESPACE
+from tests.plugins.sparkapp.conftest import CONN_ID, NAMESPACE, RecordingTaskInstance
 
 JOB = SparkJob(name="features", main_application_file="spark_jobs/features.py", image="spark-jobs:1",
                driver=PodResources(cores=1, memory="1g"), executor=PodResources(cores=1, memory="2g"))
@@ -64,17 +64,21 @@ def sensor_for(name: str, **kwargs) -> SparkApplicationSensor:
                                   kubernetes_conn_id=CONN_ID, **kwargs)
 
 
-def wait(sensor: SparkApplicationSensor, controller, steps: int = 10) -> bool:
+def wait(sensor: SparkApplicationSensor, controller, steps: int = 10,
+         ti: RecordingTaskInstance | None = None) -> bool:
+    context = {"ti": ti or RecordingTaskInstance()}
     for _ in range(steps):
         controller.step()
-        if sensor.poke({}):
+        if sensor.poke(context):
             return True
     return False
 
 
-def test_straight_success_copies_the_driver_log(fake_k8s, controller, capsys):
+def test_straight_success_copies_the_driver_log_and_links_the_spark_ui(fake_k8s, controller, capsys):
     name = submit()
-    assert wait(sensor_for(name), controller)
+    ti = RecordingTaskInstance()
+    assert wait(sensor_for(name), controller, ti=ti)
+    assert ti.pushed == [("_link_SparkUiLink", "http://10.0.0.7:4040")]
     assert fake_k8s.created == [name]
     out = capsys.readouterr().out
     assert "Last 2 line(s) of the driver log" in out and "wrote 827 rows" in out
@@ -122,7 +126,7 @@ def test_never_picked_up_fails_at_the_startup_deadline(fake_k8s, controller):
     name = submit()  # no controller step: the operator never sets a state
     fake_k8s.age(NAMESPACE, name, 120)
     with pytest.raises(SparkApplicationFailed) as raised:
-        sensor_for(name, startup_timeout=60).poke({})
+        sensor_for(name, startup_timeout=60).poke({"ti": RecordingTaskInstance()})
     assert str(raised.value) == (
         f"SparkApplication {name} in namespace {NAMESPACE} did not start within 60 s (new): the Spark "
         "Operator never picked it up: is the namespace among its jobNamespaces?; the application was deleted")
@@ -135,12 +139,12 @@ def test_pending_on_insufficient_gpu_fails_with_the_pod_reason(fake_k8s, control
     name = submit()
     sensor = sensor_for(name, startup_timeout=300)
     controller.step()
-    assert sensor.poke({}) is False
+    assert sensor.poke({"ti": RecordingTaskInstance()}) is False
     fake_k8s.age(NAMESPACE, name, 301)
     expected = (f"did not start within 300 s (SUBMITTED): Unschedulable: {message}; "
                 "the application was deleted")
     with pytest.raises(SparkApplicationFailed, match=re.escape(expected)):
-        sensor.poke({})
+        sensor.poke({"ti": RecordingTaskInstance()})
     assert fake_k8s.apps == {}
 
 
@@ -150,7 +154,7 @@ def test_running_past_the_deadline_is_deleted(fake_k8s, controller):
     controller.step()
     fake_k8s.age(NAMESPACE, name, 3601)
     with pytest.raises(SparkApplicationFailed, match="did not finish within 3600 s \\(still RUNNING\\)"):
-        sensor_for(name, deadline=3600).poke({})
+        sensor_for(name, deadline=3600).poke({"ti": RecordingTaskInstance()})
     assert fake_k8s.apps == {}
 
 

@@ -54,3 +54,28 @@ def test_sensor_logs_each_state_once_when_entered(tmp_path, capsys):
     # Airflow 3 task logging is structlog, written to stdout.
     assert capsys.readouterr().out.count(
         "SparkApplication train-20130630-0123abcd in namespace ml-dev is RUNNING") == 1
+
+
+@pytest.mark.parametrize(
+    ("driver_info", "expected"),
+    [
+        ({"webUIAddress": "10.0.0.7:4040", "webUIIngressAddress": "spark.example.com/features-1"},
+         "http://spark.example.com/features-1"),
+        ({"webUIAddress": "10.0.0.7:4040"}, "http://10.0.0.7:4040"),
+        ({"webUIIngressAddress": "https://spark.example.com/x"}, "https://spark.example.com/x"),
+        ({}, None),
+    ],
+)
+def test_spark_ui_url_prefers_the_ingress(driver_info, expected):
+    from sparkapp.links import spark_ui_url
+
+    assert spark_ui_url({"status": {"driverInfo": driver_info}}) == expected
+
+
+def test_plugin_registers_the_spark_ui_link():
+    from sparkapp_plugin import SparkApplicationPlugin
+
+    from sparkapp.links import SparkUiLink
+
+    assert [type(link) for link in SparkApplicationPlugin.operator_extra_links] == [SparkUiLink]
+    assert [link.name for link in SparkApplicationSensor.operator_extra_links] == ["Spark UI"]

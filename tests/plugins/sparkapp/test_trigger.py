@@ -8,7 +8,7 @@ import pytest
 from airflow.sdk.exceptions import TaskDeferred
 
 from sparkapp.triggers.spark_application import SparkApplicationTrigger
-from tests.plugins.sparkapp.conftest import CONN_ID, NAMESPACE
+from tests.plugins.sparkapp.conftest import CONN_ID, NAMESPACE, RecordingTaskInstance
 from tests.plugins.sparkapp.test_kubernetes_scenarios import sensor_for, submit
 
 
@@ -76,4 +76,5 @@ def test_sensor_defers_then_acts_on_the_event(fake_k8s, controller):
     assert deferred.value.method_name == "execute_complete"
     for _ in range(4):
         controller.step()
-    assert sensor.execute_complete({}, {"verdict": "terminal", "state": "COMPLETED"}) is None
+    event = {"verdict": "terminal", "state": "COMPLETED"}
+    assert sensor.execute_complete({"ti": RecordingTaskInstance()}, event) is None
