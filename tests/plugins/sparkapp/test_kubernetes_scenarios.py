@@ -20,8 +20,9 @@ worker crash between create and wait (retry)   409 → same run and spec → ado
 retry after the app FAILED                     409 → failed leftover → deleted and recreated: 1 app
 another run's app still RUNNING                refused with a conflict naming the other run; untouched
 task killed while waiting                      on_kill deletes the app: 0 apps
-429 with Retry-After on reads                  survived
-401 on create / 422 invalid name               fails at once with the API's message
+429 with Retry-After / connection resets       survived (reads are retried with backoff)
+on reads
+401 on create, 403 on read, 422 invalid name   fails at once with the API's message
 =============================================  ==========================================================
 """
 
@@ -225,6 +226,22 @@ def test_429_with_retry_after_on_reads_is_survived(fake_k8s, controller):
     fake_k8s.inject(Fault("GET", name, 429, times=2, headers={"Retry-After": "0"}))
     assert wait(sensor_for(name), controller)
     assert fake_k8s.count("GET", f"sparkapplications/{name}$") >= 6
+
+
+def test_connection_reset_on_reads_is_survived(fake_k8s, controller):
+    name = submit()
+    fake_k8s.inject(Fault("GET", f"sparkapplications/{name}$", None, times=2))
+    assert wait(sensor_for(name), controller)
+
+
+def test_forbidden_read_fails_at_once_with_the_api_message(fake_k8s):
+    name = submit()
+    fake_k8s.inject(Fault("GET", f"sparkapplications/{name}$", 403))
+    expected = (f"Reading SparkApplication {name} in namespace {NAMESPACE} failed with HTTP 403: "
+                "injected Forbidden")
+    with pytest.raises(SparkApplicationApiError, match=re.escape(expected)):
+        sensor_for(name).poke({"ti": RecordingTaskInstance()})
+    assert fake_k8s.count("GET", f"sparkapplications/{name}$") == 1
 
 
 def test_unauthorized_create_fails_at_once_with_the_api_message(fake_k8s):
