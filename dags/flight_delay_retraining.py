@@ -24,7 +24,7 @@ from datetime import datetime, timedelta, timezone
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param, chain, task
 
 from flight_delays import settings, tasks
-from sparkapp.application import PodResources, SparkJob
+from sparkapp.application import Gpu, PodResources, ResourceProfile, SparkJob
 from sparkapp.operators.spark_application import SparkApplicationOperator
 from sparkapp.sensors.spark_application import SparkApplicationSensor
 
@@ -32,16 +32,31 @@ SPARK_IMAGE = "ghcr.io/flight-delays/spark-jobs:0.1.0"
 # Days of ~1,000 flights: 200 shuffle partitions would only cost time. INFO logs drown the task log.
 SPARK_CONF = {"spark.sql.shuffle.partitions": "8", "spark.log.level": "WARN"}
 
-# Both jobs run on CPU executors; the GPU profile of training comes with the Kubernetes backend.
 CPU_RESOURCES = {
     "driver": PodResources(cores=1, memory="1g"),
     "executor": PodResources(cores=1, memory="2g"),
     "executor_instances": 2,
 }
+# Ships with Spark: lists the GPUs an executor sees, for Spark's resource scheduling.
+GPU_DISCOVERY_SCRIPT = "/opt/spark/examples/src/main/scripts/getGpusResources.sh"
+# Training with device=cuda: one GPU per executor, scheduled by Spark's resource scheduling.
+# (The RAPIDS Accelerator settings and GPU node placement are the training work's.)
+GPU_TRAINING = ResourceProfile(
+    driver=PodResources(cores=1, memory="2g"),
+    executor=PodResources(cores=4, memory="8g", gpu=Gpu(name="nvidia.com/gpu", quantity=1)),
+    executor_instances=2,
+    spark_conf={
+        "spark.executor.resource.gpu.amount": "1",
+        "spark.executor.resource.gpu.vendor": "nvidia.com",
+        "spark.executor.resource.gpu.discoveryScript": GPU_DISCOVERY_SCRIPT,
+        "spark.task.resource.gpu.amount": "1",
+    },
+)
 FEATURES_JOB = SparkJob(name="features", main_application_file="spark_jobs/features.py",
                         image=SPARK_IMAGE, spark_conf=SPARK_CONF, **CPU_RESOURCES)
 TRAIN_JOB = SparkJob(name="train", main_application_file="spark_jobs/train.py",
-                     image=SPARK_IMAGE, spark_conf=SPARK_CONF, **CPU_RESOURCES)
+                     image=SPARK_IMAGE, spark_conf=SPARK_CONF, profiles={"gpu": GPU_TRAINING},
+                     **CPU_RESOURCES)
 
 
 def from_ingest(key: str) -> str:
@@ -112,6 +127,7 @@ with DAG(
     submit_training = SparkApplicationOperator(
         task_id="submit_training",
         job=TRAIN_JOB,
+        profile="{{ 'gpu' if params.device == 'cuda' else 'cpu' }}",
         namespace="{{ settings.spark_namespace() }}",
         arguments=[
             "--data-root", "{{ settings.data_root() }}",

@@ -2,8 +2,9 @@
 
 ``make manifests DATE=2013-06-30`` writes ``build/manifests/2013-06-30/<task_id>.yaml`` for every
 Spark stage, rendered by the operators' own :meth:`build_manifest` with the run's templated
-arguments, so what is reviewed is what would be applied. ``--conf`` previews a triggered run or a
-backfill's conf.
+arguments and profile, so what is reviewed is what would be applied; ``--conf`` previews a
+triggered run or a backfill's conf. ``profiles/<task_id>.<profile>.yaml`` beside them shows every
+resource profile of each job (``cpu``, ``gpu``, …) for the same run.
 """
 
 from __future__ import annotations
@@ -34,8 +35,12 @@ class _PreviewTaskInstance:
         return self._xcoms[task_ids]
 
 
-def render_run(day: date, conf: dict | None = None) -> dict[str, dict]:
-    """The manifests of the run whose data interval is ``day``, by task id."""
+def render_run(day: date, conf: dict | None = None, *, all_profiles: bool = False) -> dict[str, dict]:
+    """The manifests of the run whose data interval is ``day``, by task id.
+
+    :param all_profiles: render every profile of each job, keyed ``<task_id>.<profile>``, instead
+        of the profile the run would use.
+    """
     dag = load_dag()
     params = copy.deepcopy(dag.params)
     for key, value in (conf or {}).items():
@@ -51,11 +56,17 @@ def render_run(day: date, conf: dict | None = None) -> dict[str, dict]:
         context = {"params": values, "settings": settings, "data_interval_start": start,
                    "run_id": f"preview__{day.isoformat()}",
                    "ti": _PreviewTaskInstance(dag.dag_id, task.task_id, {"ingest": window})}
-        rendered = copy.copy(task)
         env = dag.get_template_env()
+        rendered = copy.copy(task)
         rendered.arguments = task.render_template(task.arguments, context, env)
         namespace = task.render_template(task.namespace, context, env)
-        manifests[task.task_id] = rendered.build_manifest(context, namespace)
+        if not all_profiles:
+            rendered.profile = task.render_template(task.profile, context, env)
+            manifests[task.task_id] = rendered.build_manifest(context, namespace)
+            continue
+        for profile in task.job.profile_names:
+            rendered.profile = profile
+            manifests[f"{task.task_id}.{profile}"] = rendered.build_manifest(context, namespace)
     return manifests
 
 
@@ -67,8 +78,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     folder = args.out / args.date.isoformat()
     folder.mkdir(parents=True, exist_ok=True)
-    for task_id, manifest in render_run(args.date, args.conf).items():
-        path = folder / f"{task_id}.yaml"
+    (folder / "profiles").mkdir(exist_ok=True)
+    run = render_run(args.date, args.conf)
+    written = [(folder / f"{key}.yaml", manifest) for key, manifest in run.items()]
+    written += [(folder / "profiles" / f"{key}.yaml", manifest)
+                for key, manifest in render_run(args.date, args.conf, all_profiles=True).items()]
+    for path, manifest in written:
         path.write_text(yaml.safe_dump(manifest, sort_keys=False))
         print(path)
     return 0

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -137,6 +137,26 @@ class PodResources:
 
 
 @dataclass(frozen=True)
+class ResourceProfile:
+    """Another way to run a job: its resources and the Spark settings that go with them.
+
+    :param driver: driver resources.
+    :param executor: resources of each executor.
+    :param executor_instances: number of executors.
+    :param spark_conf: settings added to (and overriding) the job's.
+    """
+
+    driver: PodResources
+    executor: PodResources
+    executor_instances: int = 1
+    spark_conf: Mapping[str, str] = field(default_factory=dict)
+
+
+#: The profile a job's own resources make up.
+DEFAULT_PROFILE = "cpu"
+
+
+@dataclass(frozen=True)
 class SparkJob:
     """A PySpark program and the resources it runs with: one SparkApplication per run.
 
@@ -149,6 +169,8 @@ class SparkJob:
     :param spark_conf: Spark settings, the same on every backend.
     :param py_files: extra Python files or archives, relative to the project root.
     :param service_account: the driver's Kubernetes service account.
+    :param profiles: other resource profiles by name (e.g. ``gpu``); the job's own fields are the
+        ``cpu`` profile.
     """
 
     name: str
@@ -160,6 +182,24 @@ class SparkJob:
     spark_conf: Mapping[str, str] = field(default_factory=dict)
     py_files: Sequence[str] = ()
     service_account: str = "spark"
+    profiles: Mapping[str, ResourceProfile] = field(default_factory=dict)
+
+    @property
+    def profile_names(self) -> list[str]:
+        return [DEFAULT_PROFILE, *self.profiles]
+
+    def with_profile(self, name: str) -> SparkJob:
+        """This job with the resources and Spark settings of profile ``name``."""
+        if name == DEFAULT_PROFILE:
+            return self
+        if name not in self.profiles:
+            raise SparkApplicationSpecError(
+                f"job {self.name!r} has no profile {name!r}; its profiles are {self.profile_names}"
+            )
+        profile = self.profiles[name]
+        return replace(self, driver=profile.driver, executor=profile.executor,
+                       executor_instances=profile.executor_instances,
+                       spark_conf={**self.spark_conf, **profile.spark_conf}, profiles={})
 
     def validate(self) -> None:
         if len(self.name) > MAX_JOB_NAME_LENGTH or not _DNS_1035.match(self.name):

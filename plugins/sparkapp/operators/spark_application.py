@@ -9,7 +9,13 @@ from typing import TYPE_CHECKING
 from airflow.sdk import BaseOperator
 
 from sparkapp import states
-from sparkapp.application import SPEC_HASH_ANNOTATION, application_name, label_value, render_manifest
+from sparkapp.application import (
+    DEFAULT_PROFILE,
+    SPEC_HASH_ANNOTATION,
+    application_name,
+    label_value,
+    render_manifest,
+)
 from sparkapp.client import ApplicationAlreadyExists, ApplicationNotFound, get_client, resolve_backend
 
 if TYPE_CHECKING:
@@ -42,22 +48,25 @@ class SparkApplicationOperator(BaseOperator):
     :param job: what runs.
     :param arguments: the program's arguments (templated).
     :param namespace: namespace of the application (templated); None takes the connection's.
+    :param profile: the job's resource profile (templated), e.g. ``cpu`` or ``gpu``.
     :param backend: where the application runs, one of :data:`sparkapp.client.BACKENDS`; None reads
         ``$SPARKAPP_BACKEND`` when the task runs (default ``local``).
     :param spark_conn_id: connection of the Spark master, for the local backend.
     :param kubernetes_conn_id: connection to the cluster, for the Kubernetes backend.
     """
 
-    template_fields: Sequence[str] = ("arguments", "namespace")
+    template_fields: Sequence[str] = ("arguments", "namespace", "profile")
     ui_color = "#f7c873"
 
     def __init__(self, *, job: SparkJob, arguments: Sequence[str] = (), namespace: str | None = None,
-                 backend: str | None = None, spark_conn_id: str = "spark_default",
-                 kubernetes_conn_id: str = "kubernetes_default", **kwargs) -> None:
+                 profile: str = DEFAULT_PROFILE, backend: str | None = None,
+                 spark_conn_id: str = "spark_default", kubernetes_conn_id: str = "kubernetes_default",
+                 **kwargs) -> None:
         super().__init__(**kwargs)
         self.job = job
         self.arguments = arguments
         self.namespace = namespace
+        self.profile = profile
         self.backend = backend
         self.spark_conn_id = spark_conn_id
         self.kubernetes_conn_id = kubernetes_conn_id
@@ -91,7 +100,8 @@ class SparkApplicationOperator(BaseOperator):
             RUN_ID_ANNOTATION: run_id,
             "airflow.apache.org/map-index": str(ti.map_index),
         }
-        return render_manifest(self.job, name=name, namespace=namespace or self.namespace or "default",
+        return render_manifest(self.job.with_profile(self.profile), name=name,
+                               namespace=namespace or self.namespace or "default",
                                arguments=self.arguments, labels=labels, annotations=annotations)
 
     def execute(self, context: Context) -> str:

@@ -164,3 +164,21 @@ def test_spec_hash_ignores_key_order_and_sees_every_change():
     assert spec_hash(reordered) == spec_hash(spec)
     changed = render_manifest(JOB, name="f-20130630-abcdef12", namespace="ml-dev", arguments=["x"])["spec"]
     assert spec_hash(changed) != spec_hash(spec)
+
+
+def test_profiles_replace_resources_and_add_spark_settings():
+    from sparkapp.application import ResourceProfile
+
+    gpu = ResourceProfile(driver=PodResources(cores=1, memory="2g"),
+                          executor=PodResources(cores=4, memory="8g", gpu=Gpu(name="nvidia.com/gpu")),
+                          executor_instances=3, spark_conf={"spark.task.resource.gpu.amount": "1"})
+    job = SparkJob(name="train", main_application_file="x.py", image="i", spark_conf={"a": "1"},
+                   profiles={"gpu": gpu})
+    assert job.profile_names == ["cpu", "gpu"]
+    assert job.with_profile("cpu") is job
+    on_gpu = job.with_profile("gpu")
+    assert (on_gpu.executor, on_gpu.executor_instances, dict(on_gpu.spark_conf)) == (
+        gpu.executor, 3, {"a": "1", "spark.task.resource.gpu.amount": "1"})
+    expected = r"job 'train' has no profile 'tpu'; its profiles are \['cpu', 'gpu'\]"
+    with pytest.raises(SparkApplicationSpecError, match=expected):
+        job.with_profile("tpu")

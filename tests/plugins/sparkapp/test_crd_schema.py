@@ -36,6 +36,29 @@ def test_dag_manifests_validate_against_the_crd(crd_schema):
         "features-20130630", "train-20130630"]
 
 
+@pytest.mark.parametrize("conf", [None, {"device": "cuda"}, {"window_days": 120, "history_days": 60}])
+def test_every_profile_of_every_job_validates_against_the_crd(crd_schema, conf):
+    from flight_delays.manifests import render_run
+
+    manifests = render_run(date(2013, 6, 30), conf, all_profiles=True)
+    assert sorted(manifests) == ["submit_features.cpu", "submit_training.cpu", "submit_training.gpu"]
+    for manifest in manifests.values():
+        jsonschema.validate(manifest, crd_schema)
+    gpu = manifests["submit_training.gpu"]["spec"]
+    assert gpu["executor"]["gpu"] == {"name": "nvidia.com/gpu", "quantity": 1}
+    assert gpu["sparkConf"]["spark.executor.resource.gpu.amount"] == "1"
+    assert "gpu" not in manifests["submit_training.cpu"]["spec"]["executor"]
+
+
+def test_the_device_param_picks_the_training_profile():
+    from flight_delays.manifests import render_run
+
+    cpu = render_run(date(2013, 6, 30))["submit_training"]["spec"]
+    cuda = render_run(date(2013, 6, 30), {"device": "cuda"})["submit_training"]["spec"]
+    assert "gpu" not in cpu["executor"] and cuda["executor"]["gpu"]["quantity"] == 1
+    assert cuda["arguments"][cuda["arguments"].index("--device") + 1] == "cuda"
+
+
 def test_the_crd_schema_catches_a_wrong_field(crd_schema):
     manifest = rendered_manifests()[0]
     manifest["spec"]["executor"]["instances"] = "two"
@@ -64,8 +87,10 @@ def test_make_manifests_writes_the_runs_applications(tmp_path, crd_schema):
     from flight_delays.manifests import main
 
     assert main(["--date", "2013-06-30", "--conf", '{"window_days": 14}', "--out", str(tmp_path)]) == 0
-    written = sorted(p.name for p in (tmp_path / "2013-06-30").iterdir())
-    assert written == ["submit_features.yaml", "submit_training.yaml"]
+    folder = tmp_path / "2013-06-30"
+    written = sorted(str(p.relative_to(folder)) for p in folder.rglob("*.yaml"))
+    assert written == ["profiles/submit_features.cpu.yaml", "profiles/submit_training.cpu.yaml",
+                       "profiles/submit_training.gpu.yaml", "submit_features.yaml", "submit_training.yaml"]
     features = yaml.safe_load((tmp_path / "2013-06-30" / "submit_features.yaml").read_text())
     jsonschema.validate(features, crd_schema)
     arguments = features["spec"]["arguments"]
