@@ -39,10 +39,11 @@ class SparkApplicationOperator(BaseOperator):
 
     The name is deterministic for (dag, task, data interval, map index), so every try of the task
     targets the same application. When it already exists (HTTP 409), the operator adopts it if it
-    is the same run's work with the same spec and has not failed (a retry after a worker crash
-    must not start a second application), replaces it if it is a finished leftover (a failed try,
-    or an earlier run of the same interval), and refuses to touch it if another run's application
-    is still going. Waiting is the job of
+    is the same run's work with the same spec and still going (a retry after a worker crash must
+    not start a second application); replaces it if it has finished, failed or completed (a failed
+    try, a cleared task that must really run again, an earlier run of the same interval); and
+    refuses to touch it if it is still going for another run or with another spec. Waiting is the
+    job of
     :class:`~sparkapp.sensors.spark_application.SparkApplicationSensor`.
 
     :param job: what runs.
@@ -128,7 +129,7 @@ class SparkApplicationOperator(BaseOperator):
         state = states.application_state(existing)
         same_work = (theirs.get(RUN_ID_ANNOTATION) == meta["annotations"][RUN_ID_ANNOTATION]
                      and theirs.get(SPEC_HASH_ANNOTATION) == meta["annotations"][SPEC_HASH_ANNOTATION])
-        if same_work and state not in states.FAILURE_STATES:
+        if same_work and state not in states.TERMINAL_STATES:
             self.log.info("Adopting SparkApplication %s (%s) created by an earlier try of this run",
                           name, state or "new")
             return

@@ -18,6 +18,7 @@ deleted from outside while waiting             fails: "no longer exists"
 connection reset on create, nothing stored     read back (404), created again: exactly 1 app
 worker crash between create and wait (retry)   409 → same run and spec → adopted: 1 app, 2 POSTs
 retry after the app FAILED                     409 → failed leftover → deleted and recreated: 1 app
+task cleared after the app COMPLETED           409 → finished leftover → recreated: the stage reruns
 another run's app still RUNNING                refused with a conflict naming the other run; untouched
 task killed while waiting                      on_kill deletes the app: 0 apps
 429 with Retry-After / connection resets       survived (reads are retried with backoff)
@@ -202,6 +203,16 @@ def test_retry_after_the_application_failed_replaces_it(fake_k8s, controller):
     assert fake_k8s.created == [name, name]
     assert fake_k8s.apps[(NAMESPACE, name)]["metadata"]["uid"] != first_uid
     assert wait(sensor_for(name), controller)
+
+
+def test_cleared_task_reruns_its_completed_application(fake_k8s, controller):
+    name = submit()
+    for _ in range(4):
+        controller.step()
+    assert states.application_state(fake_k8s.apps[(NAMESPACE, name)]) == "COMPLETED"
+    assert submit() == name  # the user cleared the task: the stage must really run again
+    assert fake_k8s.created == [name, name]
+    assert "status" not in fake_k8s.apps[(NAMESPACE, name)]
 
 
 def test_another_runs_running_application_is_left_alone(fake_k8s, controller):
