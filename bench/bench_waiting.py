@@ -17,6 +17,11 @@ RUNNING (``api.set_status``), then:
    its own thread as a worker slot runs it (``BaseSensorOperator.execute``: ``poke`` then
    ``time.sleep(P)``), for S seconds; then COMPLETED at t0 and the delay until ``execute`` returns.
 
+In both modes the waiters start spread evenly over one poll interval (tasks do not start in
+lock-step), so t0 falls at every point of their poll cycles. The fake server's listen backlog is
+raised from socketserver's 5 to 128 (a real API server's is the OS's): each trigger read opens a new
+connection, and more than 5 at once would otherwise be dropped and retried by TCP a second later.
+
 API reads per application per minute are ``60 * (reads - 1) / (last read - first read)`` over the
 RUNNING window, from the fake server's request log (timestamped here). Targets: 0 requests before
 deferring, 0 worker slots held while deferred, at most one read per poll interval (<= 60/P a
@@ -29,6 +34,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import itertools
 import json
 import os
 import shutil
@@ -88,14 +94,14 @@ class TaskInstance:
 
 
 class TimedRequests(list):
-    """The fake server's request log, with the monotonic time of each request kept alongside."""
+    """The fake server's request log; ``timed`` also holds each request's monotonic time."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.times: list[float] = []
+        self.timed: list[tuple[float, tuple[str, str]]] = []
 
     def append(self, item) -> None:
-        self.times.append(time.monotonic())
+        self.timed.append((time.monotonic(), item))  # one append: atomic across server threads
         super().append(item)
 
 
@@ -103,6 +109,9 @@ class TimedRequests(list):
 def start_api() -> FakeKubernetesApi:
     api = FakeKubernetesApi()
     api.requests = TimedRequests()
+    # socketserver listens with a backlog of 5: connections of more than 5 triggers reading at once
+    # would be dropped and retried by TCP a second later. A real API server's backlog is the OS's.
+    api._server.socket.listen(128)
     api.start()
     os.environ[f"AIRFLOW_CONN_{CONN_ID.upper()}"] = json.dumps({
         "conn_type": "kubernetes",
@@ -140,7 +149,7 @@ def create_running(api: FakeKubernetesApi, prefix: str, count: int) -> list[str]
 
 def reads_in(api: FakeKubernetesApi, name: str, start: float, end: float) -> list[float]:
     path = f"/apis/sparkoperator.k8s.io/v1beta2/namespaces/{NAMESPACE}/sparkapplications/{name}"
-    return [t for t, (method, p) in zip(list(api.requests.times), list(api.requests))
+    return [t for t, (method, p) in list(api.requests.timed)
             if method == "GET" and p == path and start <= t <= end]
 
 
@@ -152,8 +161,14 @@ def read_rates(api: FakeKubernetesApi, names: list[str], start: float, end: floa
         if len(times) < 2:
             raise Failure(f"{name}: {len(times)} read(s) in the {end - start:.1f} s RUNNING window")
         rates.append(60 * (len(times) - 1) / (times[-1] - times[0]))
-        gaps.extend(b - a for a, b in zip(times, times[1:]))
+        gaps.extend(b - a for a, b in itertools.pairwise(times))
     return {"counts": counts, "rates": rates, "min_gap": min(gaps)}
+
+
+def phase(index: int, count: int, interval: float) -> float:
+    """Start offset of waiter ``index``: starts spread evenly over one poll interval, as tasks that
+    do not start in lock-step, so COMPLETED lands at every point of their poll cycles."""
+    return index * interval / count
 
 
 def sensor(name: str, interval: float, deferrable: bool) -> SparkApplicationSensor:
@@ -188,7 +203,8 @@ def deferrable_mode(api: FakeKubernetesApi, names: list[str], interval: float, s
 
     events: dict[str, tuple[float, dict]] = {}
 
-    async def consume(name: str, trigger) -> None:
+    async def consume(name: str, trigger, offset: float) -> None:
+        await asyncio.sleep(offset)
         generator = trigger.run()
         try:
             event = await generator.__anext__()
@@ -196,10 +212,20 @@ def deferrable_mode(api: FakeKubernetesApi, names: list[str], interval: float, s
         finally:
             await generator.aclose()
 
+    lags: list[float] = []
+
+    async def heartbeat(until: float) -> None:
+        """How late a 10 ms sleep wakes up: how long the triggers block the shared event loop."""
+        while time.monotonic() < until:
+            started = time.monotonic()
+            await asyncio.sleep(0.01)
+            lags.append(time.monotonic() - started - 0.01)
+
     async def triggerer() -> tuple[float, float, float]:
-        tasks = [asyncio.create_task(consume(name, trigger)) for name, trigger in triggers.items()]
+        tasks = [asyncio.create_task(consume(name, trigger, phase(i, len(triggers), interval)))
+                 for i, (name, trigger) in enumerate(triggers.items())]
         window_start = time.monotonic()
-        await asyncio.sleep(seconds)
+        await asyncio.gather(asyncio.sleep(seconds), heartbeat(window_start + seconds))
         window_end = time.monotonic()
         early = {name: payload for name, (_, payload) in events.items()}
         if early:
@@ -231,7 +257,7 @@ def deferrable_mode(api: FakeKubernetesApi, names: list[str], interval: float, s
         complete_times.append(took)
         total_delays.append(event_time - t0 + took)
     return {"slots": slots_held, "defer_times": defer_times, "requests_to_defer": requests_to_defer,
-            **rates, "event_delays": event_delays, "complete_times": complete_times,
+            **rates, "max_lag": max(lags), "event_delays": event_delays, "complete_times": complete_times,
             "total_delays": total_delays}
 
 
@@ -240,14 +266,16 @@ def poke_mode(api: FakeKubernetesApi, names: list[str], interval: float, seconds
     returned: dict[str, float] = {}
     errors: dict[str, BaseException] = {}
 
-    def worker_slot(name: str) -> None:
+    def worker_slot(name: str, offset: float) -> None:
+        time.sleep(offset)
         try:
             sensor(name, interval, deferrable=False).execute({"ti": TaskInstance()})
             returned[name] = time.monotonic()
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:  # reported below
             errors[name] = exc
 
-    threads = [threading.Thread(target=worker_slot, args=(name,), daemon=True) for name in names]
+    threads = [threading.Thread(target=worker_slot, args=(name, phase(i, len(names), interval)), daemon=True)
+               for i, name in enumerate(names)]
     window_start = time.monotonic()
     for thread in threads:
         thread.start()
@@ -295,7 +323,7 @@ def report(args, command: str, deferred: dict, poked: dict) -> bool:
          "deferrable: 0", verdict(checks["slots"])),
         ("API requests before TaskDeferred", f"{deferred['requests_to_defer']}", "-", "0",
          verdict(checks["requests"])),
-        ("execute() until TaskDeferred, med / max (ms)", med_max(deferred["defer_times"], 1000, 1), "-",
+        ("execute() until TaskDeferred, med / max (ms)", med_max(deferred["defer_times"], 1000, 2), "-",
          "", ""),
         (f"GETs per app in the {s:.0f} s RUNNING window, med / max", med_max(deferred["counts"], 1, 0),
          med_max(poked["counts"], 1, 0), "", ""),
@@ -304,6 +332,7 @@ def report(args, command: str, deferred: dict, poked: dict) -> bool:
          f"{verdict(checks['rate_d'])} / {verdict(checks['rate_p'])}"),
         ("shortest gap between 2 reads of one app (s)", f"{deferred['min_gap']:.3f}",
          f"{poked['min_gap']:.3f}", "", ""),
+        ("event loop lag while RUNNING, max (ms)", f"{deferred['max_lag'] * 1000:.0f}", "-", "", ""),
         ("COMPLETED -> trigger event, med / max (s)", med_max(deferred["event_delays"]), "-", "", ""),
         ("execute_complete() (read + log), med / max (ms)", med_max(deferred["complete_times"], 1000, 1),
          "-", "", ""),
@@ -313,13 +342,13 @@ def report(args, command: str, deferred: dict, poked: dict) -> bool:
     ]
     print(f"Waiting on SparkApplications: {n} apps, poll interval P = {p:g} s, "
           f"{s:g} s RUNNING per mode, {os.cpu_count()} CPUs")
+    print("waiters start spread evenly over one poll interval; all applications turn COMPLETED at one t0")
     print(f"command: {command}")
     print("fake Kubernetes API server on 127.0.0.1 (real HTTP; real kubernetes / kubernetes_asyncio clients)")
     print(f"poke mode ran as: {POKE_HOW}")
     print()
-    widths = [max(len(row[i]) for row in rows + [("", "deferrable", "poke", "target", "verdict (d / p)")])
-              for i in range(5)]
     header = ("", "deferrable", "poke", "target", "verdict (d / p)")
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(5)]
     for row in [header, *rows]:
         print(f"{row[0]:<{widths[0]}}  {row[1]:>{widths[1]}}  {row[2]:>{widths[2]}}  "
               f"{row[3]:<{widths[3]}}  {row[4]}".rstrip())

@@ -85,22 +85,23 @@ class SparkApplicationTrigger(BaseTrigger):
 
         hook = AsyncSparkApplicationHook(conn_id=self.kubernetes_conn_id)
         last_state = None
-        while True:
-            try:
-                application = await hook.get_application(self.application_name, self.namespace)
-            except ApplicationNotFound:
-                yield TriggerEvent({"verdict": "not_found"})
-                return
-            except Exception as exc:  # the sensor turns it into a failure with this message
-                yield TriggerEvent({"verdict": "error", "message": f"{type(exc).__name__}: {exc}"})
-                return
-            state = states.application_state(application)
-            if state != last_state:
-                self.log.info("SparkApplication %s is %s", self.application_name, state or "new")
-                last_state = state
-            verdict = waiting_verdict(application, startup_timeout=self.startup_timeout,
-                                      deadline=self.deadline)
-            if verdict is not None:
-                yield TriggerEvent({"verdict": verdict, "state": state})
-                return
-            await asyncio.sleep(self.poll_interval)
+        async with hook.reader(self.namespace) as read:
+            while True:
+                try:
+                    application = await read(self.application_name)
+                except ApplicationNotFound:
+                    yield TriggerEvent({"verdict": "not_found"})
+                    return
+                except Exception as exc:  # the sensor turns it into a failure with this message
+                    yield TriggerEvent({"verdict": "error", "message": f"{type(exc).__name__}: {exc}"})
+                    return
+                state = states.application_state(application)
+                if state != last_state:
+                    self.log.info("SparkApplication %s is %s", self.application_name, state or "new")
+                    last_state = state
+                verdict = waiting_verdict(application, startup_timeout=self.startup_timeout,
+                                          deadline=self.deadline)
+                if verdict is not None:
+                    yield TriggerEvent({"verdict": verdict, "state": state})
+                    return
+                await asyncio.sleep(self.poll_interval)
