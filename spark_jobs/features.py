@@ -171,12 +171,20 @@ def day_range(first: date, last: date) -> list[date]:
     return [first + timedelta(days=i) for i in range((last - first).days + 1)]
 
 
+#: Written by the validation task into a raw partition that passed every critical expectation.
+VALIDATED_MARKER = "_VALIDATED"
+
+
 def partition_paths(root: str, dataset: str, days: list[date]) -> list[str]:
-    """Paths of the daily partitions of ``dataset``; fails naming every missing day."""
+    """Paths of the validated daily partitions of ``dataset``; fails naming every day that is
+    missing or not validated (never ingested, quarantined, or rewritten since validation)."""
     paths = [f"{root}/raw/{dataset}/date={d.isoformat()}" for d in days]
-    missing = [p for p in paths if not Path(p).exists()]
-    if missing:
-        raise FileNotFoundError(f"{len(missing)} raw {dataset} partition(s) missing: {missing}")
+    unvalidated = [p for p in paths if not Path(p, VALIDATED_MARKER).exists()]
+    if unvalidated:
+        raise FileNotFoundError(
+            f"{len(unvalidated)} raw {dataset} partition(s) missing or not validated (no {VALIDATED_MARKER}; "
+            f"failed ones are under {root}/quarantine/{dataset}/): {unvalidated}"
+        )
     return paths
 
 

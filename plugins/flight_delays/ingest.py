@@ -109,12 +109,23 @@ def write_json_atomically(document: Any, target: Path) -> None:
     _replace_atomically(target, write)
 
 
+#: Files validation leaves in a partition; new data makes them stale.
+VALIDATION_FILES = ("_VALIDATED", "_validation.json")
+
+
 def ingest_day(layout: DataLayout, day: date) -> dict[str, int]:
-    """Write the flights and weather partitions of ``day``; return the rows written per dataset."""
+    """Write the flights and weather partitions of ``day``; return the rows written per dataset.
+
+    A rewritten partition is unvalidated: its marker goes first, so validated-looking new data
+    never exists, even for a moment.
+    """
     rows = {}
     for dataset in DAILY_DATASETS:
         frame = source_rows(dataset, day)
-        write_parquet_atomically(frame, layout.raw_partition(dataset, day) / "data.parquet")
+        partition = layout.raw_partition(dataset, day)
+        for name in VALIDATION_FILES:
+            (partition / name).unlink(missing_ok=True)
+        write_parquet_atomically(frame, partition / "data.parquet")
         rows[dataset] = len(frame)
     log.info("Ingested %s: %s", day, rows)
     return rows

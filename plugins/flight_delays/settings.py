@@ -93,7 +93,9 @@ class DataLayout:
     ::
 
         <root>/raw/<dataset>/date=YYYY-MM-DD/data.parquet        one day of flights or weather
-        <root>/raw/<dataset>/date=YYYY-MM-DD/_validation.json    its Great Expectations verdict
+        <root>/raw/<dataset>/date=YYYY-MM-DD/_validation.json    its Great Expectations result
+        <root>/raw/<dataset>/date=YYYY-MM-DD/_VALIDATED          marker: passed every critical expectation
+        <root>/quarantine/<dataset>/date=YYYY-MM-DD/             a partition that failed, with its result
         <root>/reference/planes/data.parquet                     reference data (whole table)
         <root>/features/date=YYYY-MM-DD/part-*.parquet           features of one day (Spark)
         <root>/reports/date=YYYY-MM-DD/report.json               the run's summary
@@ -117,6 +119,10 @@ class DataLayout:
 
     def feature_partition(self, day: date) -> Path:
         return self.features / f"date={day.isoformat()}"
+
+    def quarantine_partition(self, dataset: str, day: date) -> Path:
+        """Where a partition that failed validation is moved, with its result."""
+        return self.root / "quarantine" / dataset / f"date={day.isoformat()}"
 
     def report(self, day: date) -> Path:
         return self.root / "reports" / f"date={day.isoformat()}" / "report.json"

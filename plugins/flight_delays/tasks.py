@@ -37,11 +37,20 @@ def ingest(logical_day: date, *, window_days: int, history_days: int, test_days:
 
 
 def validate(ingested: dict) -> dict:
-    """Validate every partition the ingest task wrote; fail on any critical expectation."""
-    from flight_delays.validation import PartitionValidator
+    """Validate every partition the ingest task wrote; fail on any critical expectation.
+
+    Bad data fails the task without retries (a retry would read the same data); errors of the
+    machinery itself are retried as usual.
+    """
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from flight_delays.validation import DataValidationError, PartitionValidator
 
     days = [date.fromisoformat(d) for d in ingested["ingested_days"]]
-    return PartitionValidator().validate_days(DataLayout.from_env(), days).summary()
+    try:
+        return PartitionValidator().validate_days(DataLayout.from_env(), days).summary()
+    except DataValidationError as exc:
+        raise AirflowFailException(str(exc)) from exc
 
 
 def register(application: str) -> dict:

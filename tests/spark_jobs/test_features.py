@@ -130,3 +130,20 @@ def test_parse_args_refuses_dates_out_of_order():
                        "--history-start", "2013-05-18", "--history-days", "14"])
     assert (args.start_date, args.end_date, args.history_start, args.history_days) == (
         date(2013, 6, 1), date(2013, 6, 10), date(2013, 5, 18), 14)
+
+
+def test_only_validated_partitions_are_read(tmp_path):
+    from spark_jobs.features import partition_paths
+
+    for day, marker in (("2013-06-01", True), ("2013-06-02", False)):
+        partition = tmp_path / "raw" / "flights" / f"date={day}"
+        partition.mkdir(parents=True)
+        (partition / "data.parquet").write_bytes(b"")
+        if marker:
+            (partition / "_VALIDATED").write_text("{}")
+    assert partition_paths(str(tmp_path), "flights", [date(2013, 6, 1)]) == [
+        f"{tmp_path}/raw/flights/date=2013-06-01"]
+    with pytest.raises(FileNotFoundError) as raised:
+        partition_paths(str(tmp_path), "flights", [date(2013, 6, 1), date(2013, 6, 2), date(2013, 6, 3)])
+    assert str(raised.value).startswith("2 raw flights partition(s) missing or not validated (no _VALIDATED")
+    assert "date=2013-06-02" in str(raised.value) and "date=2013-06-03" in str(raised.value)

@@ -61,3 +61,12 @@ def test_ingest_reference_writes_the_planes(layout):
     assert ingest_reference(layout) == 3322
     planes = pd.read_parquet(layout.reference("planes") / "data.parquet")
     assert planes.tailnum.is_unique and len(planes) == 3322
+
+
+def test_rewriting_a_day_makes_it_unvalidated(layout):
+    ingest_day(layout, DAY)
+    partition = layout.raw_partition(FLIGHTS, DAY)
+    (partition / "_VALIDATED").write_text("{}")
+    (partition / "_validation.json").write_text("{}")
+    ingest_day(layout, DAY)
+    assert partition_files(layout, FLIGHTS) == ["data.parquet"]

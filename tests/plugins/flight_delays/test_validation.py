@@ -1,16 +1,28 @@
+"""The validation gate on real days of 2013, clean and corrupted one way at a time."""
+
 from __future__ import annotations
 
 import json
-from datetime import date
+import re
+import shutil
+from datetime import date, timedelta
 
 import pandas as pd
 import pytest
 
 from flight_delays.ingest import FLIGHTS, WEATHER, ingest_day
 from flight_delays.settings import DataLayout
-from flight_delays.validation import RESULT_FILE, DataValidationError, PartitionValidator
+from flight_delays.validation import (
+    MARKER_FILE,
+    RESULT_FILE,
+    DataValidationError,
+    PartitionValidator,
+    interval_bounds,
+    minimum_rows,
+)
 
 DAY = date(2013, 6, 30)
+HISTORY = [DAY - timedelta(days=n) for n in range(7, 0, -1)]
 
 
 @pytest.fixture(scope="module")
@@ -18,27 +30,54 @@ def validator() -> PartitionValidator:
     return PartitionValidator()
 
 
+@pytest.fixture(scope="module")
+def prepared_root(tmp_path_factory, validator):
+    """Seven validated days of history, and the day itself ingested but not validated yet."""
+    layout = DataLayout(tmp_path_factory.mktemp("validation") / "data")
+    for day in [*HISTORY, DAY]:
+        ingest_day(layout, day)
+    validator.validate_days(layout, HISTORY)
+    return layout.root
+
+
 @pytest.fixture
-def layout(tmp_path) -> DataLayout:
-    layout = DataLayout(tmp_path / "data")
-    ingest_day(layout, DAY)
-    return layout
+def layout(tmp_path, prepared_root) -> DataLayout:
+    """A fresh copy of the prepared data root for each test."""
+    shutil.copytree(prepared_root, tmp_path / "data")
+    return DataLayout(tmp_path / "data")
 
 
 def corrupt_flights(layout: DataLayout, change) -> None:
     path = layout.raw_partition(FLIGHTS, DAY) / "data.parquet"
-    frame = pd.read_parquet(path)
-    change(frame).to_parquet(path, index=False)
+    change(pd.read_parquet(path)).to_parquet(path, index=False)
 
 
-def test_clean_day_passes_and_keeps_its_result(validator, layout):
+def history_files(layout: DataLayout) -> dict:
+    return {(d, ds): (layout.raw_partition(ds, d) / "data.parquet").read_bytes()
+            for d in HISTORY for ds in (FLIGHTS, WEATHER)}
+
+
+def test_interval_bounds_are_the_local_day_in_utc():
+    assert interval_bounds(date(2013, 6, 30)) == ("2013-06-30T04:00:00+00:00", "2013-07-01T03:59:59+00:00")
+    assert interval_bounds(date(2013, 1, 15)) == ("2013-01-15T05:00:00+00:00", "2013-01-16T04:59:59+00:00")
+
+
+def test_volume_minimum_is_half_the_median_of_validated_history(layout):
+    volumes = sorted(len(pd.read_parquet(layout.raw_partition(FLIGHTS, d))) for d in HISTORY)
+    assert volumes == [812, 923, 993, 994, 994, 995, 995]  # 2013-06-23 .. 2013-06-29 (Saturday: 812)
+    assert minimum_rows(layout, FLIGHTS, DAY) == 497  # median 994 / 2
+    assert minimum_rows(layout, FLIGHTS, HISTORY[0]) == 1  # no validated day before it
+
+
+def test_clean_day_passes_is_marked_and_keeps_its_result(validator, layout):
     verdict = validator.validate_days(layout, [DAY])
     assert verdict.summary() == {"partitions": 2, "passed": True, "critical_failures": 0, "warnings": 0,
-                                 "failures": []}
+                                 "failures": [], "quarantined": []}
     for dataset in (FLIGHTS, WEATHER):
-        result = json.loads((layout.raw_partition(dataset, DAY) / RESULT_FILE).read_text())
-        assert result["success"] is True
-        assert result["statistics"]["unsuccessful_expectations"] == 0
+        partition = layout.raw_partition(dataset, DAY)
+        result = json.loads((partition / RESULT_FILE).read_text())
+        assert result["success"] is True and result["statistics"]["unsuccessful_expectations"] == 0
+        assert json.loads((partition / MARKER_FILE).read_text())["warnings"] == []
 
 
 def null_carrier(frame):
@@ -46,45 +85,95 @@ def null_carrier(frame):
     return frame
 
 
-def unknown_origin(frame):
-    frame.loc[5, "origin"] = "XXX"
-    return frame
+def set_value(column, value, rows=slice(0, 1)):
+    def change(frame):
+        frame.loc[frame.index[rows], column] = value
+        return frame
+    return change
 
 
-@pytest.mark.parametrize(
-    ("change", "expected"),
-    [
-        (null_carrier,
-         "[critical] flights 2013-06-30: expect_column_values_to_not_be_null on column 'carrier', "
-         "observed 3, e.g. [None, None, None]"),
-        (unknown_origin,
-         "[critical] flights 2013-06-30: expect_column_values_to_be_in_set on column 'origin', "
-         "observed 1, e.g. ['XXX']"),
-        (lambda f: f.assign(distance=f.distance * 0 - 5),
-         "[critical] flights 2013-06-30: expect_column_values_to_be_between on column 'distance', "
-         "observed 918, e.g. [-5, -5, -5, -5, -5]"),
-        (lambda f: f.drop(columns=["tailnum"]),
-         "[critical] flights 2013-06-30: expect_table_columns_to_match_set on table"),
-        (lambda f: f.iloc[:0],
-         "[critical] flights 2013-06-30: expect_table_row_count_to_be_between on table, observed 0"),
-    ],
-)
-def test_critical_failure_fails_naming_expectation_and_column(validator, layout, change, expected):
+CORRUPTIONS = {
+    "null key": (null_carrier, "expect_column_values_to_not_be_null on column 'carrier', observed 3"),
+    "negative distance": (lambda f: f.assign(distance=-f.distance),
+                          "expect_column_values_to_be_between on column 'distance', observed 918"),
+    "absurd delay": (set_value("arr_delay", 10_000.0),
+                     "expect_column_values_to_be_between on column 'arr_delay', observed 1, e.g. [10000.0]"),
+    "missing column": (lambda f: f.drop(columns=["tailnum"]), "expect_table_columns_to_match_set on table"),
+    "renamed column": (lambda f: f.rename(columns={"dest": "destination"}),
+                       "expect_table_columns_to_match_set on table"),
+    "changed type": (lambda f: f.assign(distance=f.distance.astype("float64")),
+                     "expect_column_values_to_be_of_type on column 'distance', observed 'float64'"),
+    "duplicated rows": (lambda f: pd.concat([f, f.iloc[:10]], ignore_index=True),
+                        "expect_compound_columns_to_be_unique on table"),
+    "empty partition": (lambda f: f.iloc[:0], "expect_table_row_count_to_be_between on table, observed 0"),
+    "timestamps outside the interval": (
+        lambda f: f.assign(time_hour=f.time_hour + pd.Timedelta(days=2)),
+        "expect_column_values_to_be_between on column 'time_hour', observed 918"),
+    "unknown carrier": (set_value("carrier", "ZZ", slice(0, 4)),
+                        "expect_column_values_to_be_in_set on column 'carrier', observed 4, e.g. ['ZZ'"),
+    "unknown origin": (set_value("origin", "XXX"),
+                       "expect_column_values_to_be_in_set on column 'origin', observed 1, e.g. ['XXX']"),
+    "a tenth of the volume": (lambda f: f.iloc[: len(f) // 10],
+                              "expect_table_row_count_to_be_between on table, observed 91"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(CORRUPTIONS))
+def test_each_corruption_is_caught_named_and_quarantined(validator, layout, kind):
+    change, expected = CORRUPTIONS[kind]
+    history_before = history_files(layout)
     corrupt_flights(layout, change)
     with pytest.raises(DataValidationError) as raised:
         validator.validate_days(layout, [DAY])
     message = str(raised.value)
-    assert message.startswith("1 critical expectation(s) failed on 2 partition(s):\n")
-    assert expected in message
-    result = json.loads((layout.raw_partition(FLIGHTS, DAY) / RESULT_FILE).read_text())
-    assert result["success"] is False
+    assert re.match(r"\d+ critical expectation\(s\) failed on 2 partition\(s\):\n", message)
+    assert f"[critical] flights 2013-06-30: {expected}" in message
+
+    quarantined = layout.quarantine_partition(FLIGHTS, DAY)
+    assert not layout.raw_partition(FLIGHTS, DAY).exists()
+    assert sorted(p.name for p in quarantined.iterdir()) == [RESULT_FILE, "data.parquet"]
+    assert json.loads((quarantined / RESULT_FILE).read_text())["success"] is False
+    # The same day's weather is fine and validated; the earlier days are untouched.
+    assert (layout.raw_partition(WEATHER, DAY) / MARKER_FILE).exists()
+    assert history_files(layout) == history_before
+    assert all((layout.raw_partition(FLIGHTS, d) / MARKER_FILE).exists() for d in HISTORY)
+
+
+def test_message_lists_every_failed_expectation(validator, layout):
+    corrupt_flights(layout, lambda f: null_carrier(f).assign(distance=-f.distance))
+    with pytest.raises(DataValidationError) as raised:
+        validator.validate_days(layout, [DAY])
+    first, *failures = str(raised.value).splitlines()
+    assert first == "2 critical expectation(s) failed on 2 partition(s):"
+    null_carrier_line, negative_distance_line = sorted(failures, key=lambda line: "null" not in line)
+    assert null_carrier_line == ("[critical] flights 2013-06-30: expect_column_values_to_not_be_null "
+                                 "on column 'carrier', observed 3, e.g. [None, None, None]")
+    assert negative_distance_line.startswith(
+        "[critical] flights 2013-06-30: expect_column_values_to_be_between on column 'distance', "
+        "observed 918, e.g. [-")
+
+
+def test_rerun_after_the_data_is_fixed_releases_the_day(validator, layout):
+    corrupt_flights(layout, null_carrier)
+    with pytest.raises(DataValidationError):
+        validator.validate_days(layout, [DAY])
+    assert layout.quarantine_partition(FLIGHTS, DAY).exists()
+    ingest_day(layout, DAY)  # the fixed extract
+    assert validator.validate_days(layout, [DAY]).passed
+    assert not layout.quarantine_partition(FLIGHTS, DAY).exists()
+    assert (layout.raw_partition(FLIGHTS, DAY) / MARKER_FILE).exists()
 
 
 def test_warning_is_recorded_but_lets_the_run_continue(validator, layout):
-    corrupt_flights(layout, lambda f: f.assign(arr_delay=f.arr_delay.where(f.index != 0, 2000.0)))
+    path = layout.raw_partition(WEATHER, DAY) / "data.parquet"
+    weather = pd.read_parquet(path)
+    weather.loc[0, "wind_speed"] = 1048.4
+    weather.to_parquet(path, index=False)
     verdict = validator.validate_days(layout, [DAY])
     assert verdict.passed
     assert [f.describe() for f in verdict.failures] == [
-        "[warning] flights 2013-06-30: expect_column_values_to_be_between on column 'arr_delay', "
-        "observed 1, e.g. [2000.0]"
+        "[warning] weather 2013-06-30: expect_column_values_to_be_between on column 'wind_speed', "
+        "observed 1, e.g. [1048.4]"
     ]
+    marker = json.loads((layout.raw_partition(WEATHER, DAY) / MARKER_FILE).read_text())
+    assert marker["warnings"] == [f.describe() for f in verdict.failures]
