@@ -24,6 +24,7 @@ from datetime import datetime, timedelta, timezone
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param, chain, task
 
 from flight_delays import settings, tasks
+from flight_delays.operators import ValidatePartitionsOperator
 from sparkapp.application import Gpu, PodResources, ResourceProfile, SparkJob
 from sparkapp.operators.spark_application import SparkApplicationOperator
 from sparkapp.sensors.spark_application import SparkApplicationSensor
@@ -101,10 +102,6 @@ with DAG(
         return tasks.ingest(data_interval_start.date(), window_days=params["window_days"],
                             history_days=params["history_days"], test_days=params["test_days"])
 
-    @task
-    def validate(ingested: dict) -> dict:
-        return tasks.validate(ingested)
-
     submit_features = SparkApplicationOperator(
         task_id="submit_features",
         job=FEATURES_JOB,
@@ -161,7 +158,7 @@ with DAG(
         return tasks.report(ingested, verdict, registration)
 
     ingested = ingest()
-    verdict = validate(ingested)
+    verdict = ValidatePartitionsOperator(task_id="validate", ingested=ingested)
     registration = register(submit_training.output)
     chain(verdict, submit_features, wait_for_features, submit_training, wait_for_training, registration)
-    report(ingested, verdict, registration)
+    report(ingested, verdict.output, registration)

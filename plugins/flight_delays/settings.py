@@ -96,6 +96,7 @@ class DataLayout:
         <root>/raw/<dataset>/date=YYYY-MM-DD/_validation.json    its Great Expectations result
         <root>/raw/<dataset>/date=YYYY-MM-DD/_VALIDATED          marker: passed every critical expectation
         <root>/quarantine/<dataset>/date=YYYY-MM-DD/             a partition that failed, with its result
+        <root>/data_docs/index.html                              GX Data Docs of every validation
         <root>/reference/planes/data.parquet                     reference data (whole table)
         <root>/features/date=YYYY-MM-DD/part-*.parquet           features of one day (Spark)
         <root>/reports/date=YYYY-MM-DD/report.json               the run's summary
@@ -123,6 +124,11 @@ class DataLayout:
     def quarantine_partition(self, dataset: str, day: date) -> Path:
         """Where a partition that failed validation is moved, with its result."""
         return self.root / "quarantine" / dataset / f"date={day.isoformat()}"
+
+    @property
+    def data_docs(self) -> Path:
+        """The Great Expectations Data Docs site (``index.html`` links every validation)."""
+        return self.root / "data_docs"
 
     def report(self, day: date) -> Path:
         return self.root / "reports" / f"date={day.isoformat()}" / "report.json"

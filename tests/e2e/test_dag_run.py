@@ -45,7 +45,9 @@ def test_nightly_runs_train_and_register_on_real_data(airflow_db):
     # An empty data root: the first run ingests its day plus 27 window days and 14 history days.
     assert (report["rows_ingested"], report["days_ingested"]) == ({"flights": 918, "weather": 72}, 42)
     assert report["validation"] == {"partitions": 84, "passed": True, "critical_failures": 0,
-                                    "warnings": 0, "failures": [], "quarantined": []}
+                                    "warnings": 0, "failures": [], "quarantined": [],
+                                    "data_docs": str(layout.data_docs / "index.html")}
+    assert len(list(layout.data_docs.glob("validations/**/*.html"))) == 84
     assert 700 <= report["feature_rows"] <= 918  # flights of the day that arrived
     assert 0.65 <= report["test_metrics"]["test_auc"] <= 0.90
     assert report["model"]["version"] == "1" and report["model"]["alias"] == "champion"

@@ -69,10 +69,16 @@ def test_volume_minimum_is_half_the_median_of_validated_history(layout):
     assert minimum_rows(layout, FLIGHTS, HISTORY[0]) == 1  # no validated day before it
 
 
-def test_clean_day_passes_is_marked_and_keeps_its_result(validator, layout):
-    verdict = validator.validate_days(layout, [DAY])
+def test_clean_day_passes_is_marked_and_keeps_its_result(layout):
+    verdict = PartitionValidator(docs_dir=layout.data_docs).validate_days(layout, [DAY])
     assert verdict.summary() == {"partitions": 2, "passed": True, "critical_failures": 0, "warnings": 0,
-                                 "failures": [], "quarantined": []}
+                                 "failures": [], "quarantined": [],
+                                 "data_docs": str(layout.data_docs / "index.html")}
+    pages = sorted(str(p.relative_to(layout.data_docs)).split("/")[:3]
+                   for p in layout.data_docs.glob("validations/**/*.html"))
+    assert pages == [["validations", "raw_flights", "flights-2013-06-30"],
+                     ["validations", "raw_weather", "weather-2013-06-30"]]
+    assert "raw_flights" in (layout.data_docs / "index.html").read_text()
     for dataset in (FLIGHTS, WEATHER):
         partition = layout.raw_partition(dataset, DAY)
         result = json.loads((partition / RESULT_FILE).read_text())
@@ -177,3 +183,17 @@ def test_warning_is_recorded_but_lets_the_run_continue(validator, layout):
     ]
     marker = json.loads((layout.raw_partition(WEATHER, DAY) / MARKER_FILE).read_text())
     assert marker["warnings"] == [f.describe() for f in verdict.failures]
+
+
+def test_operator_links_the_data_docs_and_returns_the_verdict(layout, monkeypatch):
+    from flight_delays.operators import DataDocsLink, ValidatePartitionsOperator
+    from tests.plugins.sparkapp.conftest import RecordingTaskInstance
+
+    monkeypatch.setenv("FLIGHT_DELAYS_DATA_ROOT", str(layout.root))
+    ti = RecordingTaskInstance()
+    operator = ValidatePartitionsOperator(task_id="validate", ingested={"ingested_days": [DAY.isoformat()]})
+    summary = operator.execute({"ti": ti})
+    assert summary["passed"] is True and summary["partitions"] == 2
+    index = layout.data_docs / "index.html"
+    assert ti.pushed == [(DataDocsLink().xcom_key, index.as_uri())] and index.exists()
+    assert [link.name for link in ValidatePartitionsOperator.operator_extra_links] == ["Data Docs"]

@@ -73,9 +73,10 @@ def test_spark_ui_url_prefers_the_ingress(driver_info, expected):
 
 
 def test_plugin_registers_the_spark_ui_link():
-    from sparkapp_plugin import SparkApplicationPlugin
+    from extra_links_plugin import ExtraLinksPlugin
 
+    from flight_delays.operators import DataDocsLink
     from sparkapp.links import SparkUiLink
 
-    assert [type(link) for link in SparkApplicationPlugin.operator_extra_links] == [SparkUiLink]
+    assert [type(link) for link in ExtraLinksPlugin.operator_extra_links] == [SparkUiLink, DataDocsLink]
     assert [link.name for link in SparkApplicationSensor.operator_extra_links] == ["Spark UI"]

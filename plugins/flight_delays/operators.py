@@ -1,0 +1,47 @@
+"""The validation gate as an operator, so that its task page links to the Data Docs it builds."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from airflow.sdk import BaseOperator, BaseOperatorLink
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from airflow.sdk import Context
+    from airflow.sdk.types import TaskInstanceKey
+
+
+class DataDocsLink(BaseOperatorLink):
+    """The "Data Docs" button: the Great Expectations site of the partitions validated."""
+
+    name = "Data Docs"
+
+    def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
+        from airflow.sdk.execution_time.xcom import XCom
+
+        return XCom.get_value(ti_key=ti_key, key=self.xcom_key) or ""
+
+
+class ValidatePartitionsOperator(BaseOperator):
+    """Validate the partitions the ingest task wrote (see :func:`flight_delays.tasks.validate`).
+
+    :param ingested: the ingest task's result (templated; usually its XComArg).
+    """
+
+    template_fields: Sequence[str] = ("ingested",)
+    operator_extra_links = (DataDocsLink(),)
+
+    def __init__(self, *, ingested: dict, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.ingested = ingested
+
+    def execute(self, context: Context) -> dict:
+        from flight_delays import tasks
+        from flight_delays.settings import DataLayout
+
+        index = DataLayout.from_env().data_docs / "index.html"
+        # Pushed first: a failed validation is when the Data Docs matter most.
+        context["ti"].xcom_push(key=DataDocsLink().xcom_key, value=index.as_uri())
+        return tasks.validate(self.ingested)
