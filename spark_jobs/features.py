@@ -214,6 +214,8 @@ def main(argv: list[str] | None = None) -> None:
     history = day_range(args.history_start, args.end_date)
     flights = spark.read.schema(RAW_FLIGHTS_SCHEMA).parquet(*partition_paths(root, "flights", history))
     weather = spark.read.schema(RAW_WEATHER_SCHEMA).parquet(*partition_paths(root, "weather", window))
+    if not Path(root, "reference", "planes", VALIDATED_MARKER).exists():
+        raise FileNotFoundError(f"{root}/reference/planes is not validated (no {VALIDATED_MARKER})")
     planes = spark.read.schema(PLANES_SCHEMA).parquet(f"{root}/reference/planes")
     features = build_features(flights, weather, planes, start=args.start_date, end=args.end_date,
                               history_days=args.history_days)

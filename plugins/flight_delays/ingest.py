@@ -132,8 +132,10 @@ def ingest_day(layout: DataLayout, day: date) -> dict[str, int]:
 
 
 def ingest_reference(layout: DataLayout) -> int:
-    """Write the planes reference table; return its rows."""
+    """Write the planes reference table, unvalidated until the validation task runs; return its rows."""
     frame = read_source(PLANES)
+    for name in VALIDATION_FILES:
+        (layout.reference(PLANES) / name).unlink(missing_ok=True)
     write_parquet_atomically(frame, layout.reference(PLANES) / "data.parquet")
     return len(frame)
 

@@ -130,6 +130,10 @@ class DataLayout:
         """The Great Expectations Data Docs site (``index.html`` links every validation)."""
         return self.root / "data_docs"
 
+    def quarantine_reference(self, dataset: str) -> Path:
+        """Where a reference table that failed validation is moved, with its result."""
+        return self.root / "quarantine" / dataset / "reference"
+
     def report(self, day: date) -> Path:
         return self.root / "reports" / f"date={day.isoformat()}" / "report.json"
 

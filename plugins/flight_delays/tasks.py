@@ -49,7 +49,8 @@ def validate(ingested: dict) -> dict:
     days = [date.fromisoformat(d) for d in ingested["ingested_days"]]
     layout = DataLayout.from_env()
     try:
-        return PartitionValidator(docs_dir=layout.data_docs).validate_days(layout, days).summary()
+        validator = PartitionValidator(docs_dir=layout.data_docs)
+        return validator.validate_days(layout, days, reference=True).summary()
     except DataValidationError as exc:
         raise AirflowFailException(str(exc)) from exc
 

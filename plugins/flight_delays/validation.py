@@ -28,7 +28,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from flight_delays.ingest import DAILY_DATASETS, write_json_atomically
+from flight_delays.ingest import DAILY_DATASETS, PLANES, write_json_atomically
 from flight_delays.settings import PROJECT_ROOT
 
 if TYPE_CHECKING:
@@ -160,7 +160,7 @@ class PartitionValidator:
             actions.append(UpdateDataDocsAction(name="data_docs", site_names=[DOCS_SITE]))
         source = context.data_sources.add_pandas("raw")
         checkpoints = {}
-        for dataset in DAILY_DATASETS:
+        for dataset in (*DAILY_DATASETS, PLANES):
             suite_json = json.loads((self.suites_dir / f"{dataset}.json").read_text())
             suite = context.suites.add(gx.ExpectationSuite(**suite_json))
             batch = source.add_dataframe_asset(dataset).add_batch_definition_whole_dataframe("partition")
@@ -173,22 +173,25 @@ class PartitionValidator:
             ))
         return checkpoints
 
-    def validate_frame(self, dataset: str, day: date, frame: pd.DataFrame,
+    def validate_frame(self, dataset: str, day: date | None, frame: pd.DataFrame,
                        min_rows: int = 1) -> tuple[dict, list[FailedExpectation]]:
-        """Validate one day of ``dataset``; return the GX result (JSON-able) and what failed."""
-        interval_start, interval_end = interval_bounds(day)
-        parameters = {"interval_start": interval_start, "interval_end": interval_end, "min_rows": min_rows}
+        """Validate one day of ``dataset`` (or the whole reference table, ``day`` None); return the
+        GX result (JSON-able) and what failed."""
+        parameters: dict = {"min_rows": min_rows}
+        if day is not None:
+            parameters["interval_start"], parameters["interval_end"] = interval_bounds(day)
+        label = "reference" if day is None else day.isoformat()
         from great_expectations.core.run_identifier import RunIdentifier
 
         checkpoint_result = self._checkpoints[dataset].run(
             batch_parameters={"dataframe": frame}, expectation_parameters=parameters,
-            run_id=RunIdentifier(run_name=f"{dataset}-{day.isoformat()}"),
+            run_id=RunIdentifier(run_name=f"{dataset}-{label}"),
         )
         (result,) = checkpoint_result.run_results.values()
         failures = [
             FailedExpectation(
                 dataset=dataset,
-                day=day.isoformat(),
+                day=label,
                 expectation=r.expectation_config.type,
                 column=r.expectation_config.kwargs.get("column"),
                 severity=str(getattr(r.expectation_config.severity, "value", r.expectation_config.severity)),
@@ -200,30 +203,22 @@ class PartitionValidator:
         ]
         return result.to_json_dict(), failures
 
-    def validate_days(self, layout: DataLayout, days: list[date]) -> Verdict:
-        """Validate every partition of ``days``; raise :class:`DataValidationError` on critical failures.
+    def validate_days(self, layout: DataLayout, days: list[date], *, reference: bool = False) -> Verdict:
+        """Validate every partition of ``days`` (and the reference table); raise
+        :class:`DataValidationError` on critical failures.
 
         Every partition is validated and its result written before the error is raised, so one
         message lists everything that is wrong.
         """
-        import pandas as pd
-
         verdict = Verdict()
         if self.docs_dir is not None:
             verdict.data_docs = str(self.docs_dir / "index.html")
         for day in sorted(days):  # oldest first: each day's volume check sees the days before it
             for dataset in DAILY_DATASETS:
-                partition = layout.raw_partition(dataset, day)
-                frame = pd.read_parquet(partition / "data.parquet")
-                result, failures = self.validate_frame(dataset, day, frame,
-                                                       minimum_rows(layout, dataset, day))
-                write_json_atomically(result, partition / RESULT_FILE)
-                verdict.partitions += 1
-                verdict.failures.extend(failures)
-                if any(f.severity == "critical" for f in failures):
-                    verdict.quarantined.append(str(quarantine(layout, dataset, day)))
-                else:
-                    release(layout, dataset, day, failures)
+                self._gate(verdict, dataset, day, layout.raw_partition(dataset, day),
+                           layout.quarantine_partition(dataset, day), minimum_rows(layout, dataset, day))
+        if reference:
+            self._gate(verdict, PLANES, None, layout.reference(PLANES), layout.quarantine_reference(PLANES))
         for failure in verdict.failures:
             log.warning("Expectation failed: %s", failure.describe())
         if not verdict.passed:
@@ -236,26 +231,38 @@ class PartitionValidator:
                  verdict.partitions, len(verdict.failures))
         return verdict
 
+    def _gate(self, verdict: Verdict, dataset: str, day: date | None, partition: Path,
+              quarantined: Path, min_rows: int = 1) -> None:
+        """Validate one partition; keep its result; mark it validated or quarantine it."""
+        import pandas as pd
 
-def quarantine(layout: DataLayout, dataset: str, day: date) -> Path:
-    """Move a failed partition, with its result, out of the raw zone; return where it went."""
-    source = layout.raw_partition(dataset, day)
-    target = layout.quarantine_partition(dataset, day)
+        frame = pd.read_parquet(partition / "data.parquet")
+        result, failures = self.validate_frame(dataset, day, frame, min_rows)
+        write_json_atomically(result, partition / RESULT_FILE)
+        verdict.partitions += 1
+        verdict.failures.extend(failures)
+        if any(f.severity == "critical" for f in failures):
+            quarantine(partition, quarantined)
+            verdict.quarantined.append(str(quarantined))
+        else:
+            release(partition, quarantined, failures)
+
+
+def quarantine(source: Path, target: Path) -> None:
+    """Move a failed partition, with its result, out of every reader's path."""
     (source / MARKER_FILE).unlink(missing_ok=True)
-    if target.exists():  # an earlier failure of the same day: the newest one is kept
+    if target.exists():  # an earlier failure of the same data: the newest one is kept
         shutil.rmtree(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     os.replace(source, target)
-    log.warning("Quarantined %s %s in %s", dataset, day, target)
-    return target
+    log.warning("Quarantined %s in %s", source, target)
 
 
-def release(layout: DataLayout, dataset: str, day: date, warnings: list[FailedExpectation]) -> None:
-    """Mark a partition that passed as validated, and drop any quarantined copy of the same day."""
+def release(partition: Path, quarantined: Path, warnings: list[FailedExpectation]) -> None:
+    """Mark a partition that passed as validated, and drop any quarantined copy of the same data."""
     summary = {"validated_at": datetime.now(ZoneInfo("UTC")).isoformat(),
                "warnings": [w.describe() for w in warnings]}
-    write_json_atomically(summary, layout.raw_partition(dataset, day) / MARKER_FILE)
-    stale = layout.quarantine_partition(dataset, day)
-    if stale.exists():
-        shutil.rmtree(stale)
-        log.info("Released %s %s: the quarantined copy %s is removed", dataset, day, stale)
+    write_json_atomically(summary, partition / MARKER_FILE)
+    if quarantined.exists():
+        shutil.rmtree(quarantined)
+        log.info("Released %s: the quarantined copy %s is removed", partition, quarantined)

@@ -44,10 +44,10 @@ def test_nightly_runs_train_and_register_on_real_data(airflow_db):
     report = report_of(date(2013, 6, 30))
     # An empty data root: the first run ingests its day plus 27 window days and 14 history days.
     assert (report["rows_ingested"], report["days_ingested"]) == ({"flights": 918, "weather": 72}, 42)
-    assert report["validation"] == {"partitions": 84, "passed": True, "critical_failures": 0,
+    assert report["validation"] == {"partitions": 85, "passed": True, "critical_failures": 0,
                                     "warnings": 0, "failures": [], "quarantined": [],
                                     "data_docs": str(layout.data_docs / "index.html")}
-    assert len(list(layout.data_docs.glob("validations/**/*.html"))) == 84
+    assert len(list(layout.data_docs.glob("validations/**/*.html"))) == 85
     assert 700 <= report["feature_rows"] <= 918  # flights of the day that arrived
     assert 0.65 <= report["test_metrics"]["test_auc"] <= 0.90
     assert report["model"]["version"] == "1" and report["model"]["alias"] == "champion"
@@ -64,7 +64,7 @@ def test_nightly_runs_train_and_register_on_real_data(airflow_db):
     assert second.state == "success"
     report = report_of(date(2013, 7, 1))
     # The next night only ingests its own day: the window's history is there.
-    assert report["days_ingested"] == 1 and report["validation"]["partitions"] == 2
+    assert report["days_ingested"] == 1 and report["validation"]["partitions"] == 3
     assert report["model"]["version"] == "2" and report["model"]["champion_version"] == "1"
     assert report["model"]["alias"] == ("champion" if report["model"]["test_auc"] >
                                         report["model"]["champion_test_auc"] else "challenger")

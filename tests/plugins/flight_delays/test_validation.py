@@ -10,7 +10,7 @@ from datetime import date, timedelta
 import pandas as pd
 import pytest
 
-from flight_delays.ingest import FLIGHTS, WEATHER, ingest_day
+from flight_delays.ingest import FLIGHTS, WEATHER, ingest_day, ingest_reference
 from flight_delays.settings import DataLayout
 from flight_delays.validation import (
     MARKER_FILE,
@@ -36,6 +36,7 @@ def prepared_root(tmp_path_factory, validator):
     layout = DataLayout(tmp_path_factory.mktemp("validation") / "data")
     for day in [*HISTORY, DAY]:
         ingest_day(layout, day)
+    ingest_reference(layout)
     validator.validate_days(layout, HISTORY)
     return layout.root
 
@@ -193,7 +194,27 @@ def test_operator_links_the_data_docs_and_returns_the_verdict(layout, monkeypatc
     ti = RecordingTaskInstance()
     operator = ValidatePartitionsOperator(task_id="validate", ingested={"ingested_days": [DAY.isoformat()]})
     summary = operator.execute({"ti": ti})
-    assert summary["passed"] is True and summary["partitions"] == 2
+    assert summary["passed"] is True and summary["partitions"] == 3  # the day's two, and the planes
     index = layout.data_docs / "index.html"
     assert ti.pushed == [(DataDocsLink().xcom_key, index.as_uri())] and index.exists()
     assert [link.name for link in ValidatePartitionsOperator.operator_extra_links] == ["Data Docs"]
+
+
+def test_planes_reference_is_validated_and_quarantined_when_broken(validator, layout):
+    from flight_delays.ingest import PLANES
+
+    verdict = validator.validate_days(layout, [], reference=True)
+    assert (verdict.partitions, verdict.passed) == (1, True)
+    assert (layout.reference(PLANES) / MARKER_FILE).exists()
+
+    ingest_reference(layout)
+    assert not (layout.reference(PLANES) / MARKER_FILE).exists()  # rewritten: unvalidated again
+    path = layout.reference(PLANES) / "data.parquet"
+    planes = pd.read_parquet(path)
+    pd.concat([planes, planes.iloc[:3]], ignore_index=True).to_parquet(path, index=False)
+    with pytest.raises(DataValidationError) as raised:
+        validator.validate_days(layout, [], reference=True)
+    assert ("[critical] planes reference: expect_column_values_to_be_unique on column 'tailnum', observed 6"
+            in str(raised.value))
+    assert not layout.reference(PLANES).exists()
+    assert (layout.quarantine_reference(PLANES) / "data.parquet").exists()
