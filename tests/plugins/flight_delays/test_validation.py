@@ -109,7 +109,7 @@ CORRUPTIONS = {
     "renamed column": (lambda f: f.rename(columns={"dest": "destination"}),
                        "expect_table_columns_to_match_set on table"),
     "changed type": (lambda f: f.assign(distance=f.distance.astype("float64")),
-                     "expect_column_values_to_be_of_type on column 'distance', observed 'float64'"),
+                     "expect_column_values_to_be_in_type_list on column 'distance', observed 'float64'"),
     "duplicated rows": (lambda f: pd.concat([f, f.iloc[:10]], ignore_index=True),
                         "expect_compound_columns_to_be_unique on table"),
     "empty partition": (lambda f: f.iloc[:0], "expect_table_row_count_to_be_between on table, observed 0"),

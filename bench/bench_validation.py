@@ -1,0 +1,117 @@
+"""Benchmark: validating one day's flights with Great Expectations, pandas engine vs Spark engine,
+at 1x and 100x the real daily volume.
+
+    .venv/bin/python bench/bench_validation.py [--day 2013-06-30] [--repeats 3]
+
+The 100x day resamples the real day 100 times, shifting flight numbers so that the natural key stays
+unique (every expectation still has its real meaning). The suite is include/expectations/flights.json,
+run through the project's PartitionValidator for pandas and through a GX Spark data source in a warm
+local[2] SparkSession for Spark; GX's import and the JVM start are timed separately, not per day.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import statistics
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(PROJECT_ROOT / "plugins"), str(PROJECT_ROOT)]
+os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+
+
+def scaled(frame, factor: int):
+    import pandas as pd
+
+    copies = [frame.assign(flight=frame.flight + 10_000 * k) for k in range(factor)]
+    return pd.concat(copies, ignore_index=True)
+
+
+def timed(function, repeats: int) -> tuple[float, object]:
+    result, times = None, []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = function()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--day", type=date.fromisoformat, default=date(2013, 6, 30))
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args(argv)
+    logging.getLogger("great_expectations._docs_decorators").setLevel(logging.WARNING)
+    logging.getLogger("great_expectations").setLevel(logging.ERROR)
+
+    from flight_delays.ingest import source_rows
+
+    start = time.perf_counter()
+    import great_expectations as gx
+    gx_import = time.perf_counter() - start
+
+    from flight_delays.validation import PartitionValidator, interval_bounds
+
+    day_frame = source_rows("flights", args.day)
+    frames = {1: day_frame, 100: scaled(day_frame, 100)}
+    interval_start, interval_end = interval_bounds(args.day)
+    parameters = {"interval_start": interval_start, "interval_end": interval_end, "min_rows": 1}
+
+    validator = PartitionValidator()
+    validator.validate_frame("flights", args.day, day_frame)  # warm: suites registered, metrics compiled
+    pandas_rows = {}
+    for factor, frame in frames.items():
+        seconds, (_, failures) = timed(lambda f=frame: validator.validate_frame("flights", args.day, f),
+                                       args.repeats)
+        pandas_rows[factor] = (seconds, [x.expectation for x in failures if x.severity == "critical"])
+
+    start = time.perf_counter()
+    from pyspark.sql import SparkSession
+
+    spark = (SparkSession.builder.master("local[2]").config("spark.log.level", "ERROR")
+             .config("spark.sql.session.timeZone", "UTC").config("spark.ui.enabled", "false").getOrCreate())
+    jvm_start = time.perf_counter() - start
+    context = gx.get_context(mode="ephemeral")
+    suite = context.suites.add(gx.ExpectationSuite(
+        **json.loads((PROJECT_ROOT / "include" / "expectations" / "flights.json").read_text())))
+    batch = context.data_sources.add_spark("spark").add_dataframe_asset("flights") \
+        .add_batch_definition_whole_dataframe("partition")
+    definition = context.validation_definitions.add(
+        gx.ValidationDefinition(name="flights-spark", data=batch, suite=suite))
+    spark_rows = {}
+    for factor, frame in frames.items():
+        spark_frame = spark.createDataFrame(frame).cache()
+        spark_frame.count()
+        run = lambda f=spark_frame: definition.run(batch_parameters={"dataframe": f},  # noqa: E731
+                                                   expectation_parameters=parameters)
+        run()  # warm
+        seconds, result = timed(run, args.repeats)
+        failed = [r.expectation_config.type + ":" + str(r.expectation_config.kwargs.get("column"))
+                  for r in result.results if not r.success]
+        spark_rows[factor] = (seconds, failed)
+    spark.stop()
+
+    print(f"Validating one day of flights ({args.day}), median of {args.repeats}, 2 CPUs")
+    print(f"command: .venv/bin/python bench/bench_validation.py --day {args.day} --repeats {args.repeats}")
+    print(f"one-time costs: import great_expectations {gx_import:.2f} s; "
+          f"Spark session start {jvm_start:.2f} s")
+    print(f"{'volume':>8} {'rows':>8} {'pandas (s)':>11} {'spark (s)':>10}  spark / pandas")
+    for factor, frame in frames.items():
+        p, s = pandas_rows[factor][0], spark_rows[factor][0]
+        print(f"{str(factor) + 'x':>8} {len(frame):>8} {p:>11.3f} {s:>10.3f}  {s / p:>6.1f}")
+    print("critical failures (pandas):", {f: r[1] for f, r in pandas_rows.items()})
+    print("failed expectations (spark):", {f: r[1] for f, r in spark_rows.items()})
+    target = pandas_rows[1][0] < 1.0
+    print(f"target: a real day in-process under 1 s beyond GX's import: {'met' if target else 'NOT met'}")
+    return 0 if target else 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
