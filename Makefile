@@ -30,7 +30,7 @@ help:
 	@echo "make test   - set up, then run the whole test suite (end-to-end runs included)"
 	@echo "make lint   - ruff on the code"
 	@echo "make manifests DATE=YYYY-MM-DD - write the SparkApplications of that day's run to build/manifests/"
-	@echo "make bench  - benchmarks: parse time, demo per task vs a plain script, peak memory, waiting; ~7 min"
+	@echo "make bench  - benchmarks: parse time, demo per task vs a plain script, peak memory, waiting, validation engines; ~8 min"
 	@echo "make lock   - re-resolve requirements.txt and requirements-dev.txt from the .in files"
 	@echo "make clean  - remove .local/ (data, MLflow store, Airflow home) and build/"
 
@@ -74,6 +74,7 @@ manifests: $(VENV)/.installed
 bench: $(VENV)/.installed
 	python bench/run_benchmarks.py
 	python bench/bench_waiting.py
+	python bench/bench_validation.py
 
 lock: $(VENV)/.installed
 	uv pip compile requirements.in --python-version 3.11 --excludes excludes.txt -o requirements.txt
