@@ -5,8 +5,9 @@ at 1x and 100x the real daily volume.
 
 The 100x day resamples the real day 100 times, shifting flight numbers so that the natural key stays
 unique (every expectation still has its real meaning). The suite is include/expectations/flights.json,
-run through the project's PartitionValidator for pandas and through a GX Spark data source in a warm
-local[2] SparkSession for Spark; GX's import and the JVM start are timed separately, not per day.
+run through the project's PartitionValidator on each engine (pandas in-process; Spark in a warm
+local[2] SparkSession), GX's import and the JVM start timed separately, not per day; then the whole
+validation of a day as the DAG's validate SparkApplication (local spark-submit), end to end.
 """
 
 from __future__ import annotations
@@ -34,6 +35,41 @@ def scaled(frame, factor: int):
     return pd.concat(copies, ignore_index=True)
 
 
+def as_spark_application(day: date, flights) -> tuple[float, dict]:
+    """Validate a data root holding ``day`` (with these flights) through the DAG's own validation
+    SparkApplication on the local backend; return the wall time and the verdict it filed."""
+    import tempfile
+
+    from dags.flight_delay_retraining import VALIDATE_JOB
+    from flight_delays.ingest import (
+        FLIGHTS,
+        WEATHER,
+        ingest_reference,
+        source_rows,
+        write_parquet_atomically,
+    )
+    from flight_delays.settings import DataLayout
+    from sparkapp.application import render_manifest
+    from sparkapp.local_backend import LocalSparkApplicationClient
+
+    with tempfile.TemporaryDirectory() as folder:
+        layout = DataLayout(Path(folder) / "data")
+        write_parquet_atomically(flights, layout.raw_partition(FLIGHTS, day) / "data.parquet")
+        weather = layout.raw_partition(WEATHER, day) / "data.parquet"
+        write_parquet_atomically(source_rows(WEATHER, day), weather)
+        ingest_reference(layout)
+        manifest = render_manifest(VALIDATE_JOB, name=f"validate-bench-{len(flights)}", namespace="bench",
+                                   arguments=["--data-root", str(layout.root), "--day", day.isoformat(),
+                                              "--days", day.isoformat(), "--reference"])
+        client = LocalSparkApplicationClient(state_dir=Path(folder) / "applications")
+        start = time.perf_counter()
+        application = client.create_application(manifest)
+        seconds = time.perf_counter() - start
+        if application["status"]["applicationState"]["state"] != "COMPLETED":
+            raise RuntimeError(f"the validation application failed: {application['status']}")
+        return seconds, json.loads(layout.verdict(day).read_text())
+
+
 def timed(function, repeats: int) -> tuple[float, object]:
     result, times = None, []
     for _ in range(repeats):
@@ -54,15 +90,13 @@ def main(argv: list[str] | None = None) -> int:
     from flight_delays.ingest import source_rows
 
     start = time.perf_counter()
-    import great_expectations as gx
+    import great_expectations  # noqa: F401  (timed: the one-time cost of GX)
     gx_import = time.perf_counter() - start
 
-    from flight_delays.validation import PartitionValidator, interval_bounds
+    from flight_delays.validation import PartitionValidator
 
     day_frame = source_rows("flights", args.day)
     frames = {1: day_frame, 100: scaled(day_frame, 100)}
-    interval_start, interval_end = interval_bounds(args.day)
-    parameters = {"interval_start": interval_start, "interval_end": interval_end, "min_rows": 1}
 
     validator = PartitionValidator()
     validator.validate_frame("flights", args.day, day_frame)  # warm: suites registered, metrics compiled
@@ -78,25 +112,17 @@ def main(argv: list[str] | None = None) -> int:
     spark = (SparkSession.builder.master("local[2]").config("spark.log.level", "ERROR")
              .config("spark.sql.session.timeZone", "UTC").config("spark.ui.enabled", "false").getOrCreate())
     jvm_start = time.perf_counter() - start
-    context = gx.get_context(mode="ephemeral")
-    suite = context.suites.add(gx.ExpectationSuite(
-        **json.loads((PROJECT_ROOT / "include" / "expectations" / "flights.json").read_text())))
-    batch = context.data_sources.add_spark("spark").add_dataframe_asset("flights") \
-        .add_batch_definition_whole_dataframe("partition")
-    definition = context.validation_definitions.add(
-        gx.ValidationDefinition(name="flights-spark", data=batch, suite=suite))
+    spark_validator = PartitionValidator(engine="spark", spark=spark)
     spark_rows = {}
     for factor, frame in frames.items():
         spark_frame = spark.createDataFrame(frame).cache()
         spark_frame.count()
-        run = lambda f=spark_frame: definition.run(batch_parameters={"dataframe": f},  # noqa: E731
-                                                   expectation_parameters=parameters)
+        run = lambda f=spark_frame: spark_validator.validate_frame("flights", args.day, f)  # noqa: E731
         run()  # warm
-        seconds, result = timed(run, args.repeats)
-        failed = [r.expectation_config.type + ":" + str(r.expectation_config.kwargs.get("column"))
-                  for r in result.results if not r.success]
-        spark_rows[factor] = (seconds, failed)
+        seconds, (_, failures) = timed(run, args.repeats)
+        spark_rows[factor] = (seconds, [x.expectation for x in failures if x.severity == "critical"])
     spark.stop()
+    applications = {factor: as_spark_application(args.day, frame) for factor, frame in frames.items()}
 
     print(f"Validating one day of flights ({args.day}), median of {args.repeats}, 2 CPUs")
     print(f"command: .venv/bin/python bench/bench_validation.py --day {args.day} --repeats {args.repeats}")
@@ -107,7 +133,12 @@ def main(argv: list[str] | None = None) -> int:
         p, s = pandas_rows[factor][0], spark_rows[factor][0]
         print(f"{str(factor) + 'x':>8} {len(frame):>8} {p:>11.3f} {s:>10.3f}  {s / p:>6.1f}")
     print("critical failures (pandas):", {f: r[1] for f, r in pandas_rows.items()})
-    print("failed expectations (spark):", {f: r[1] for f, r in spark_rows.items()})
+    print("critical failures (spark): ", {f: r[1] for f, r in spark_rows.items()})
+    print("as the DAG's validate SparkApplication (local spark-submit, JVM start included; the day's "
+          "flights and weather and the planes table):")
+    for factor, (seconds, verdict) in applications.items():
+        print(f"{str(factor) + 'x':>8} {seconds:>7.1f} s  {verdict['partitions']} partitions, "
+              f"critical: {[f['expectation'] for f in verdict['failures'] if f['severity'] == 'critical']}")
     target = pandas_rows[1][0] < 1.0
     print(f"target: a real day in-process under 1 s beyond GX's import: {'met' if target else 'NOT met'}")
     return 0 if target else 2

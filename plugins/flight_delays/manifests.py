@@ -20,7 +20,8 @@ import yaml
 
 from flight_delays import settings
 from flight_delays.demo import load_dag
-from flight_delays.settings import PROJECT_ROOT, RunWindow, source_day
+from flight_delays.settings import PROJECT_ROOT, DataLayout, RunWindow, source_day
+from flight_delays.tasks import days_to_ingest
 from sparkapp.operators.spark_application import SparkApplicationOperator
 
 
@@ -47,15 +48,22 @@ def render_run(day: date, conf: dict | None = None, *, all_profiles: bool = Fals
         params[key] = value  # validated against the Param's schema, as a trigger form does
     values = params.validate()
     window = RunWindow.for_day(source_day(day), window_days=values["window_days"],
-                               history_days=values["history_days"]).as_dict()
+                               history_days=values["history_days"])
+    # What the ingest task would return today: the days it would write into the current data root.
+    ingested = {**window.as_dict(),
+                "ingested_days": [d.isoformat() for d in days_to_ingest(DataLayout.from_env(), window)]}
     start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
     manifests = {}
     for task in dag.tasks:
         if not isinstance(task, SparkApplicationOperator):
             continue
+        # With the pandas engine, the run's branch validates in the worker: no validation application.
+        skipped = task.task_id == "submit_validation" and values["validation_engine"] != "spark"
+        if skipped and not all_profiles:
+            continue
         context = {"params": values, "settings": settings, "data_interval_start": start,
                    "run_id": f"preview__{day.isoformat()}",
-                   "ti": _PreviewTaskInstance(dag.dag_id, task.task_id, {"ingest": window})}
+                   "ti": _PreviewTaskInstance(dag.dag_id, task.task_id, {"ingest": ingested})}
         env = dag.get_template_env()
         rendered = copy.copy(task)
         rendered.arguments = task.render_template(task.arguments, context, env)

@@ -25,17 +25,24 @@ class DataDocsLink(BaseOperatorLink):
 
 
 class ValidatePartitionsOperator(BaseOperator):
-    """Validate the partitions the ingest task wrote (see :func:`flight_delays.tasks.validate`).
+    """The validation gate over the partitions the ingest task wrote (see
+    :func:`flight_delays.tasks.validate`).
 
     :param ingested: the ingest task's result (templated; usually its XComArg).
+    :param engine: ``pandas`` to validate in this task, ``spark`` to judge what the validation
+        SparkApplication found (templated).
+    :param application: that SparkApplication's name, with ``engine="spark"`` (templated).
     """
 
-    template_fields: Sequence[str] = ("ingested",)
+    template_fields: Sequence[str] = ("ingested", "engine", "application")
     operator_extra_links = (DataDocsLink(),)
 
-    def __init__(self, *, ingested: dict, **kwargs) -> None:
+    def __init__(self, *, ingested: dict, engine: str = "pandas", application: str | None = None,
+                 **kwargs) -> None:
         super().__init__(**kwargs)
         self.ingested = ingested
+        self.engine = engine
+        self.application = application
 
     def execute(self, context: Context) -> dict:
         from flight_delays import tasks
@@ -44,4 +51,4 @@ class ValidatePartitionsOperator(BaseOperator):
         index = DataLayout.from_env().data_docs / "index.html"
         # Pushed first: a failed validation is when the Data Docs matter most.
         context["ti"].xcom_push(key=DataDocsLink().xcom_key, value=index.as_uri())
-        return tasks.validate(self.ingested)
+        return tasks.validate(self.ingested, engine=self.engine, application=self.application)

@@ -134,6 +134,10 @@ class DataLayout:
         """Where a reference table that failed validation is moved, with its result."""
         return self.root / "quarantine" / dataset / "reference"
 
+    def verdict(self, day: date) -> Path:
+        """The validation verdict of the run of ``day``, when validation runs as a SparkApplication."""
+        return self.root / "verdicts" / f"date={day.isoformat()}" / "verdict.json"
+
     def report(self, day: date) -> Path:
         return self.root / "reports" / f"date={day.isoformat()}" / "report.json"
 

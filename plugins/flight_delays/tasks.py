@@ -20,7 +20,7 @@ def ingest(logical_day: date, *, window_days: int, history_days: int, test_days:
     The run's own day is always rewritten (a rerun replaces it); earlier days are only filled in
     when missing, so the first run on an empty data root has the history it trains on.
     """
-    from flight_delays.ingest import ingest_day, ingest_reference, is_ingested
+    from flight_delays.ingest import ingest_day, ingest_reference
 
     if test_days >= window_days:
         raise ValueError(f"test_days ({test_days}) must be smaller than window_days ({window_days}): "
@@ -30,29 +30,65 @@ def ingest(logical_day: date, *, window_days: int, history_days: int, test_days:
                                history_days=history_days)
     if window.day != logical_day:
         log.info("Replay mode: logical date %s processes the flights of %s", logical_day, window.day)
-    ingested = [d for d in window.raw_days() if d == window.day or not is_ingested(layout, d)]
-    rows = {d.isoformat(): ingest_day(layout, d) for d in ingested}
+    rows = {d.isoformat(): ingest_day(layout, d) for d in days_to_ingest(layout, window)}
     ingest_reference(layout)
     return {**window.as_dict(), "ingested_days": sorted(rows), "rows": rows[window.day.isoformat()]}
 
 
-def validate(ingested: dict) -> dict:
-    """Validate every partition the ingest task wrote; fail on any critical expectation.
+def days_to_ingest(layout: DataLayout, window: RunWindow) -> list[date]:
+    """The run's own day, and the days of its window and history that are not ingested yet."""
+    from flight_delays.ingest import is_ingested
 
+    return [d for d in window.raw_days() if d == window.day or not is_ingested(layout, d)]
+
+
+def validate(ingested: dict, *, engine: str = "pandas", application: str | None = None) -> dict:
+    """The validation gate over every partition the ingest task wrote: fail on any critical expectation.
+
+    With ``engine="pandas"`` the partitions are validated here; with ``"spark"`` the SparkApplication
+    ``application`` has validated them, and its verdict file is judged here, with the same message.
     Bad data fails the task without retries (a retry would read the same data); errors of the
     machinery itself are retried as usual.
     """
     from airflow.sdk.exceptions import AirflowFailException
 
-    from flight_delays.validation import DataValidationError, PartitionValidator
+    from flight_delays.validation import ENGINES, DataValidationError, PartitionValidator
 
+    if engine not in ENGINES:
+        raise ValueError(f"validation engine must be one of {ENGINES}, got {engine!r}")
     days = [date.fromisoformat(d) for d in ingested["ingested_days"]]
     layout = DataLayout.from_env()
+    if engine == "spark":
+        verdict = read_verdict(layout, date.fromisoformat(ingested["day"]), days, application)
+    else:
+        verdict = PartitionValidator(docs_dir=layout.data_docs).judge(layout, days, reference=True)
     try:
-        validator = PartitionValidator(docs_dir=layout.data_docs)
-        return validator.validate_days(layout, days, reference=True).summary()
+        verdict.raise_for_critical()
     except DataValidationError as exc:
         raise AirflowFailException(str(exc)) from exc
+    return verdict.summary()
+
+
+def read_verdict(layout: DataLayout, day: date, days: list[date], application: str | None):
+    """The verdict the validation SparkApplication ``application`` wrote for the run of ``day``."""
+    import json
+
+    from flight_delays.validation import Verdict
+
+    if not application:
+        raise ValueError("validation engine 'spark' needs the name of the validation SparkApplication")
+    path = layout.verdict(day)
+    try:
+        summary = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"SparkApplication {application} left no verdict at {path}") from None
+    if summary.get("application") != application:
+        raise ValueError(f"the verdict at {path} is from SparkApplication {summary.get('application')!r}, "
+                         f"not from {application!r}: it belongs to another run")
+    missing = sorted({d.isoformat() for d in days} - set(summary.get("days", [])))
+    if missing:
+        raise ValueError(f"the verdict at {path} does not cover the ingested day(s) {missing}")
+    return Verdict.from_summary(summary)
 
 
 def register(application: str) -> dict:

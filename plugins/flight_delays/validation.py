@@ -11,8 +11,12 @@ Suites take run-time parameters (GX ``$PARAMETER``): the partition's local day i
 (``interval_start``/``interval_end``) and ``min_rows``, half the median volume of the last
 validated days of the dataset.
 
-GX runs in-process through a ``ValidationDefinition`` on an ephemeral context: a day is ~1,000 rows,
-validated in tens of milliseconds, with no GX project directory to deploy.
+GX runs through one checkpoint per dataset on an ephemeral context, with no GX project directory
+to deploy, on one of two engines (:data:`ENGINES`): ``pandas`` in the Airflow worker (a day is ~1,000
+rows, validated in tens of milliseconds), or ``spark`` inside a SparkApplication
+(``spark_jobs/validate.py``) for partitions too large for one worker. Both run the same suite files;
+the one thing GX names differently per engine, a column's type, is written in the suite as the
+pandas name with the Spark name beside it in the expectation's ``meta.spark_type_``.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import logging
 import os
 import shutil
 import statistics
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, time, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -35,7 +39,7 @@ if TYPE_CHECKING:
     from datetime import date
     from pathlib import Path
 
-    import pandas as pd
+    from pyspark.sql import SparkSession
 
     from flight_delays.settings import DataLayout
 
@@ -51,6 +55,10 @@ SOURCE_TIMEZONE = ZoneInfo("America/New_York")
 #: Volume check: at least this share of the median of the last validated days.
 MIN_VOLUME_SHARE = 0.5
 VOLUME_HISTORY_DAYS = 7
+#: The failure of a partition file that cannot be read as Parquet at all (no expectation can run).
+UNREADABLE = "partition_is_readable_parquet"
+#: Where GX computes: in the worker's process, or in Spark.
+ENGINES = ("pandas", "spark")
 
 
 class DataValidationError(ValueError):
@@ -79,6 +87,17 @@ class FailedExpectation:
         return text
 
 
+def _plain(value: Any) -> Any:
+    """``value`` as JSON has it: GX reports timestamps and numpy scalars as Python objects."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return str(value)
+
+
 @dataclass
 class Verdict:
     """What validation concluded about a set of partitions."""
@@ -97,12 +116,31 @@ class Verdict:
         return not self.critical
 
     def summary(self) -> dict[str, Any]:
+        """The verdict as JSON; :meth:`from_summary` reads it back."""
         return {"partitions": self.partitions, "passed": self.passed,
                 "critical_failures": len(self.critical),
                 "warnings": len(self.failures) - len(self.critical),
-                "failures": [f.describe() for f in self.failures],
+                "failures": [asdict(f) for f in self.failures],
                 "quarantined": self.quarantined,
                 "data_docs": self.data_docs}
+
+    @classmethod
+    def from_summary(cls, summary: dict[str, Any]) -> Verdict:
+        return cls(partitions=summary["partitions"],
+                   failures=[FailedExpectation(**f) for f in summary["failures"]],
+                   quarantined=list(summary["quarantined"]), data_docs=summary["data_docs"])
+
+    def raise_for_critical(self) -> None:
+        """Log every failure; raise :class:`DataValidationError` listing the critical ones."""
+        for failure in self.failures:
+            log.warning("Expectation failed: %s", failure.describe())
+        if not self.passed:
+            raise DataValidationError(
+                f"{len(self.critical)} critical expectation(s) failed on {self.partitions} partition(s):\n"
+                + "\n".join(f.describe() for f in self.critical)
+            )
+        log.info("Validated %d partition(s): no critical failure, %d warning(s)",
+                 self.partitions, len(self.failures))
 
 
 def interval_bounds(day: date) -> tuple[str, str]:
@@ -127,17 +165,37 @@ def minimum_rows(layout: DataLayout, dataset: str, day: date) -> int:
     return max(1, int(MIN_VOLUME_SHARE * statistics.median(volumes))) if volumes else 1
 
 
+def load_suite(path: Path, engine: str) -> dict:
+    """Read a suite file for ``engine``: on Spark, type checks use the ``meta.spark_type_`` name."""
+    suite = json.loads(path.read_text())
+    if engine == "spark":
+        for expectation in suite["expectations"]:
+            spark_type = expectation.get("meta", {}).get("spark_type_")
+            if spark_type is not None:
+                expectation["kwargs"]["type_"] = spark_type
+    return suite
+
+
 class PartitionValidator:
     """Runs the dataset suites of ``include/expectations`` on raw partitions, one GX checkpoint per
     dataset, whose action renders each result into Data Docs (HTML) when ``docs_dir`` is given.
 
     :param suites_dir: folder holding one ``<dataset>.json`` suite per dataset.
     :param docs_dir: where the Data Docs site is built (the data root's ``data_docs/``), or None.
+    :param engine: one of :data:`ENGINES`.
+    :param spark: the session that reads partitions, with ``engine="spark"``.
     """
 
-    def __init__(self, suites_dir=SUITES_DIR, docs_dir: Path | None = None) -> None:
+    def __init__(self, suites_dir=SUITES_DIR, docs_dir: Path | None = None, *, engine: str = "pandas",
+                 spark: SparkSession | None = None) -> None:
+        if engine not in ENGINES:
+            raise ValueError(f"validation engine must be one of {ENGINES}, got {engine!r}")
+        if (engine == "spark") != (spark is not None):
+            raise ValueError("a SparkSession is needed with engine='spark', and only then")
         self.suites_dir = suites_dir
         self.docs_dir = docs_dir
+        self.engine = engine
+        self.spark = spark
 
     @cached_property
     def _checkpoints(self) -> dict:
@@ -158,10 +216,13 @@ class PartitionValidator:
                 "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
             })
             actions.append(UpdateDataDocsAction(name="data_docs", site_names=[DOCS_SITE]))
-        source = context.data_sources.add_pandas("raw")
+        if self.engine == "spark":
+            source = context.data_sources.add_spark("raw")
+        else:
+            source = context.data_sources.add_pandas("raw")
         checkpoints = {}
         for dataset in (*DAILY_DATASETS, PLANES):
-            suite_json = json.loads((self.suites_dir / f"{dataset}.json").read_text())
+            suite_json = load_suite(self.suites_dir / f"{dataset}.json", self.engine)
             suite = context.suites.add(gx.ExpectationSuite(**suite_json))
             batch = source.add_dataframe_asset(dataset).add_batch_definition_whole_dataframe("partition")
             definition = context.validation_definitions.add(
@@ -173,10 +234,10 @@ class PartitionValidator:
             ))
         return checkpoints
 
-    def validate_frame(self, dataset: str, day: date | None, frame: pd.DataFrame,
+    def validate_frame(self, dataset: str, day: date | None, frame: Any,
                        min_rows: int = 1) -> tuple[dict, list[FailedExpectation]]:
-        """Validate one day of ``dataset`` (or the whole reference table, ``day`` None); return the
-        GX result (JSON-able) and what failed."""
+        """Validate one day of ``dataset`` (or the whole reference table, ``day`` None), a pandas or
+        Spark DataFrame as the engine wants; return the GX result (JSON-able) and what failed."""
         parameters: dict = {"min_rows": min_rows}
         if day is not None:
             parameters["interval_start"], parameters["interval_end"] = interval_bounds(day)
@@ -195,8 +256,8 @@ class PartitionValidator:
                 expectation=r.expectation_config.type,
                 column=r.expectation_config.kwargs.get("column"),
                 severity=str(getattr(r.expectation_config.severity, "value", r.expectation_config.severity)),
-                observed=r.result.get("observed_value", r.result.get("unexpected_count")),
-                examples=list(r.result.get("partial_unexpected_list") or [])[:MAX_EXAMPLES],
+                observed=_plain(r.result.get("observed_value", r.result.get("unexpected_count"))),
+                examples=_plain(list(r.result.get("partial_unexpected_list") or [])[:MAX_EXAMPLES]),
             )
             for r in result.results
             if not r.success
@@ -205,10 +266,17 @@ class PartitionValidator:
 
     def validate_days(self, layout: DataLayout, days: list[date], *, reference: bool = False) -> Verdict:
         """Validate every partition of ``days`` (and the reference table); raise
-        :class:`DataValidationError` on critical failures.
+        :class:`DataValidationError` on critical failures (see :meth:`judge`)."""
+        verdict = self.judge(layout, days, reference=reference)
+        verdict.raise_for_critical()
+        return verdict
 
-        Every partition is validated and its result written before the error is raised, so one
-        message lists everything that is wrong.
+    def judge(self, layout: DataLayout, days: list[date], *, reference: bool = False) -> Verdict:
+        """Validate every partition of ``days`` (and the reference table): keep each result, mark
+        or quarantine each partition, and return the verdict without raising.
+
+        Every partition is validated and its result written before anyone raises, so one message
+        lists everything that is wrong.
         """
         verdict = Verdict()
         if self.docs_dir is not None:
@@ -219,25 +287,24 @@ class PartitionValidator:
                            layout.quarantine_partition(dataset, day), minimum_rows(layout, dataset, day))
         if reference:
             self._gate(verdict, PLANES, None, layout.reference(PLANES), layout.quarantine_reference(PLANES))
-        for failure in verdict.failures:
-            log.warning("Expectation failed: %s", failure.describe())
-        if not verdict.passed:
-            raise DataValidationError(
-                f"{len(verdict.critical)} critical expectation(s) failed on "
-                f"{verdict.partitions} partition(s):\n"
-                + "\n".join(f.describe() for f in verdict.critical)
-            )
-        log.info("Validated %d partition(s): no critical failure, %d warning(s)",
-                 verdict.partitions, len(verdict.failures))
         return verdict
 
     def _gate(self, verdict: Verdict, dataset: str, day: date | None, partition: Path,
               quarantined: Path, min_rows: int = 1) -> None:
         """Validate one partition; keep its result; mark it validated or quarantine it."""
-        import pandas as pd
-
-        frame = pd.read_parquet(partition / "data.parquet")
-        result, failures = self.validate_frame(dataset, day, frame, min_rows)
+        path = partition / "data.parquet"
+        if not path.exists():  # the ingest task's business, not a verdict on data
+            raise FileNotFoundError(f"{path} does not exist: was {dataset} ingested?")
+        try:
+            frame = self._read(path)
+        except Exception as exc:  # the file is there, but it is not Parquet that can be read
+            reason = reading_error(exc)
+            label = "reference" if day is None else day.isoformat()
+            failures = [FailedExpectation(dataset=dataset, day=label, expectation=UNREADABLE,
+                                          column=None, severity="critical", observed=reason, examples=[])]
+            result = {"success": False, "unreadable": reason}
+        else:
+            result, failures = self.validate_frame(dataset, day, frame, min_rows)
         write_json_atomically(result, partition / RESULT_FILE)
         verdict.partitions += 1
         verdict.failures.extend(failures)
@@ -246,6 +313,21 @@ class PartitionValidator:
             verdict.quarantined.append(str(quarantined))
         else:
             release(partition, quarantined, failures)
+
+    def _read(self, path: Path) -> Any:
+        """The partition as the engine's DataFrame (Spark reads the file's schema here, lazily the rest)."""
+        if self.spark is not None:
+            return self.spark.read.parquet(str(path))
+        import pandas as pd
+
+        return pd.read_parquet(path)
+
+
+def reading_error(exc: Exception) -> str:
+    """One line saying why a file could not be read; for Spark, the JVM's own exception."""
+    java = getattr(exc, "java_exception", None)
+    text = str(java.toString()) if java is not None else f"{type(exc).__name__}: {exc}"
+    return " ".join(text.split())[:300]
 
 
 def quarantine(source: Path, target: Path) -> None:

@@ -23,6 +23,9 @@ KIND = "SparkApplication"
 
 #: Where the job image holds the project (its ``spark_jobs/`` among it); ``local://`` paths point here.
 IMAGE_APP_ROOT = "/opt/spark/work-dir"
+#: The project's folders on the job image's ``PYTHONPATH``, relative to ``IMAGE_APP_ROOT``: jobs
+#: import ``spark_jobs.*`` and the pipeline's shared code (``flight_delays.*`` under ``plugins/``).
+PYTHON_PATH = (".", "plugins")
 
 #: Spark version of the job image; it must match the pinned ``pyspark`` (a test checks it).
 SPARK_VERSION = "4.3.0"

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from sparkapp import states
-from sparkapp.application import IMAGE_APP_ROOT
+from sparkapp.application import IMAGE_APP_ROOT, PYTHON_PATH
 from sparkapp.client import ApplicationNotFound
 
 #: The project root: what the job image holds under ``IMAGE_APP_ROOT``.
@@ -164,7 +164,8 @@ class LocalSparkApplicationClient:
     def _environment(self) -> dict[str, str]:
         # The driver and its Python workers must use this interpreter and find the project's
         # packages, as the job image's PYTHONPATH does; Spark must not bind to a public address.
-        python_path = os.pathsep.join(filter(None, [str(self.project_root), os.environ.get("PYTHONPATH")]))
+        folders = [str((self.project_root / folder).resolve()) for folder in PYTHON_PATH]
+        python_path = os.pathsep.join(filter(None, [*folders, os.environ.get("PYTHONPATH")]))
         return {
             "PYSPARK_PYTHON": os.environ.get("PYSPARK_PYTHON", sys.executable),
             "PYSPARK_DRIVER_PYTHON": os.environ.get("PYSPARK_DRIVER_PYTHON", sys.executable),

@@ -49,29 +49,38 @@ def test_schedule_is_an_explicit_daily_data_interval(dag):
 def test_tasks_run_in_pipeline_order(dag):
     edges = sorted((up, t.task_id) for t in dag.tasks for up in t.upstream_task_ids)
     assert edges == [
+        ("choose_validation_engine", "submit_validation"),
+        ("choose_validation_engine", "validate"),
+        ("ingest", "choose_validation_engine"),
         ("ingest", "report"),
         ("ingest", "validate"),
         ("register", "report"),
         ("submit_features", "wait_for_features"),
         ("submit_training", "register"),
         ("submit_training", "wait_for_training"),
+        ("submit_validation", "wait_for_validation"),
         ("validate", "report"),
         ("validate", "submit_features"),
         ("wait_for_features", "submit_training"),
         ("wait_for_training", "register"),
+        ("wait_for_validation", "validate"),
     ]
+    # The gate runs after the validation SparkApplication, or right after the branch without it.
+    assert dag.get_task("validate").trigger_rule == "none_failed"
 
 
 def test_param_defaults_are_valid(dag):
     assert dag.params.validate() == {
-        "window_days": 28, "test_days": 3, "history_days": 14, "device": "cpu", "num_workers": 2,
+        "window_days": 28, "test_days": 3, "history_days": 14, "validation_engine": "pandas",
+        "device": "cpu", "num_workers": 2,
         "n_estimators": 200, "max_depth": 6, "learning_rate": 0.1,
     }
 
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("window_days", 3), ("test_days", 30), ("device", "tpu"), ("learning_rate", 0), ("max_depth", "deep")],
+    [("window_days", 3), ("test_days", 30), ("validation_engine", "dask"), ("device", "tpu"),
+     ("learning_rate", 0), ("max_depth", "deep")],
 )
 def test_params_refuse_bad_values_naming_the_param(dag, name, value):
     from airflow.sdk.exceptions import ParamValidationError

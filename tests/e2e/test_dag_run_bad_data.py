@@ -36,7 +36,8 @@ def task_states(dag_run) -> dict[str, str]:
         return {ti.task_id: str(ti.state) for ti in tis}
 
 
-def test_corrupt_day_is_quarantined_and_nothing_downstream_runs(isolated, monkeypatch):
+@pytest.mark.parametrize("engine", ["pandas", "spark"])
+def test_corrupt_day_is_quarantined_and_nothing_downstream_runs(isolated, monkeypatch, engine):
     clean_rows = ingest.source_rows
 
     def extract_with_null_carriers(dataset, day):
@@ -46,11 +47,14 @@ def test_corrupt_day_is_quarantined_and_nothing_downstream_runs(isolated, monkey
         return rows
 
     monkeypatch.setattr(ingest, "source_rows", extract_with_null_carriers)
-    dag_run = run_dag(BAD_DAY, {"window_days": 7, "history_days": 3})
+    dag_run = run_dag(BAD_DAY, {"window_days": 7, "history_days": 3, "validation_engine": engine})
 
     assert dag_run.state == "failed"
     states = task_states(dag_run)
     assert (states["ingest"], states["validate"]) == ("success", "failed")
+    # The validation SparkApplication ran (spark) or was skipped by the branch (pandas).
+    validation_application = "success" if engine == "spark" else "skipped"
+    assert (states["submit_validation"], states["wait_for_validation"]) == (validation_application,) * 2
     assert {states[t] for t in ("submit_features", "wait_for_features", "submit_training",
                                 "wait_for_training", "register", "report")} == {"upstream_failed"}
     # The bad day is out of the raw zone; the 9 earlier days it bootstrapped are validated and kept.

@@ -10,13 +10,14 @@ from datetime import date, timedelta
 import pandas as pd
 import pytest
 
-from flight_delays.ingest import FLIGHTS, WEATHER, ingest_day, ingest_reference
+from flight_delays.ingest import FLIGHTS, WEATHER, ingest_day, ingest_reference, write_parquet_atomically
 from flight_delays.settings import DataLayout
 from flight_delays.validation import (
     MARKER_FILE,
     RESULT_FILE,
     DataValidationError,
     PartitionValidator,
+    Verdict,
     interval_bounds,
     minimum_rows,
 )
@@ -50,7 +51,7 @@ def layout(tmp_path, prepared_root) -> DataLayout:
 
 def corrupt_flights(layout: DataLayout, change) -> None:
     path = layout.raw_partition(FLIGHTS, DAY) / "data.parquet"
-    change(pd.read_parquet(path)).to_parquet(path, index=False)
+    write_parquet_atomically(change(pd.read_parquet(path)), path)  # as the ingest task writes
 
 
 def history_files(layout: DataLayout) -> dict:
@@ -218,3 +219,111 @@ def test_planes_reference_is_validated_and_quarantined_when_broken(validator, la
             in str(raised.value))
     assert not layout.reference(PLANES).exists()
     assert (layout.quarantine_reference(PLANES) / "data.parquet").exists()
+
+
+@pytest.fixture(scope="module")
+def spark_validator(spark) -> PartitionValidator:
+    return PartitionValidator(engine="spark", spark=spark)
+
+
+#: pandas writes the empty frame's text columns with Arrow's null type: Spark reads them as void
+#: columns, whose (null) values are not in the allowed sets. pandas reads them back as text.
+SPARK_ONLY_FAILURES = {"empty partition": [
+    ("flights", "expect_column_values_to_be_in_set", "carrier", "critical"),
+    ("flights", "expect_column_values_to_be_in_set", "origin", "critical"),
+]}
+
+
+def failed_checks(failures) -> list[tuple]:
+    return sorted((f.dataset, f.expectation, f.column, f.severity) for f in failures)
+
+
+def observed_values(failures) -> dict:
+    return {(f.expectation, f.column): f.observed for f in failures if "type" not in f.expectation}
+
+
+def test_spark_engine_passes_the_clean_day(spark_validator, layout):
+    verdict = spark_validator.validate_days(layout, [DAY], reference=True)
+    assert (verdict.partitions, verdict.failures, verdict.quarantined) == (3, [], [])
+    for dataset in (FLIGHTS, WEATHER):
+        assert (layout.raw_partition(dataset, DAY) / MARKER_FILE).exists()
+
+
+@pytest.mark.parametrize("kind", sorted(CORRUPTIONS))
+def test_spark_engine_names_the_same_failures_as_pandas(validator, spark_validator, layout, tmp_path, kind):
+    # The same suite files on both engines: the same expectations fail, on the same columns.
+    change, _ = CORRUPTIONS[kind]
+    corrupt_flights(layout, change)
+    twin = DataLayout(tmp_path / "twin")
+    shutil.copytree(layout.root, twin.root)
+    on_pandas = validator.judge(layout, [DAY])
+    on_spark = spark_validator.judge(twin, [DAY])
+    assert on_spark.critical
+    assert failed_checks(on_spark.failures) == sorted(failed_checks(on_pandas.failures)
+                                                      + SPARK_ONLY_FAILURES.get(kind, []))
+    # Counts and values agree too; only type names are each engine's own (see the next test).
+    spark_only = {(e, c) for _, e, c, _ in SPARK_ONLY_FAILURES.get(kind, [])}
+    assert ({k: v for k, v in observed_values(on_spark.failures).items() if k not in spark_only}
+            == observed_values(on_pandas.failures))
+    assert not twin.raw_partition(FLIGHTS, DAY).exists()
+    assert (twin.quarantine_partition(FLIGHTS, DAY) / RESULT_FILE).exists()
+
+
+def test_spark_names_column_types_in_its_own_words(spark_validator, layout):
+    corrupt_flights(layout, lambda f: f.assign(distance=f.distance.astype("float64")))
+    (failure,) = spark_validator.judge(layout, [DAY]).failures
+    assert failure.describe() == ("[critical] flights 2013-06-30: expect_column_values_to_be_in_type_list "
+                                  "on column 'distance', observed 'DoubleType'")
+
+
+def test_the_suite_file_names_the_spark_type_beside_the_pandas_one():
+    from flight_delays.validation import SUITES_DIR, load_suite
+
+    def time_hour_type(engine: str) -> str:
+        suite = load_suite(SUITES_DIR / "flights.json", engine)
+        (check,) = [e for e in suite["expectations"] if e["type"] == "expect_column_values_to_be_of_type"]
+        return check["kwargs"]["type_"]
+
+    assert (time_hour_type("pandas"), time_hour_type("spark")) == ("Timestamp", "TimestampType")
+
+
+def test_verdict_round_trips_through_json(validator, layout):
+    corrupt_flights(layout, null_carrier)
+    verdict = validator.judge(layout, [DAY])
+    summary = json.loads(json.dumps(verdict.summary()))
+    assert Verdict.from_summary(summary) == verdict
+    with pytest.raises(DataValidationError, match="expect_column_values_to_not_be_null on column 'carrier'"):
+        Verdict.from_summary(summary).raise_for_critical()
+
+
+def test_unknown_engine_is_refused():
+    with pytest.raises(ValueError, match=r"engine must be one of \('pandas', 'spark'\), got 'dask'"):
+        PartitionValidator(engine="dask")
+    with pytest.raises(ValueError, match="a SparkSession is needed with engine='spark'"):
+        PartitionValidator(engine="spark")
+
+
+@pytest.mark.parametrize(("engine", "reader_error"), [
+    ("pandas", "ArrowInvalid: Could not open Parquet input source"),
+    ("spark", "org.apache.spark.SparkException: [FAILED_READ_FILE.CANNOT_READ_FILE_FOOTER]"),
+])
+def test_a_truncated_file_is_a_critical_failure_not_a_crash(validator, spark_validator, layout, engine,
+                                                            reader_error):
+    path = layout.raw_partition(FLIGHTS, DAY) / "data.parquet"
+    path.write_bytes(path.read_bytes()[:5000])
+    with pytest.raises(DataValidationError) as raised:
+        {"pandas": validator, "spark": spark_validator}[engine].validate_days(layout, [DAY])
+    (line,) = str(raised.value).splitlines()[1:]
+    assert re.match(r"\[critical\] flights 2013-06-30: partition_is_readable_parquet on table, "
+                    f"observed ['\"]{re.escape(reader_error)}", line)
+    quarantined = layout.quarantine_partition(FLIGHTS, DAY)
+    assert json.loads((quarantined / RESULT_FILE).read_text())["success"] is False
+    assert (quarantined / "data.parquet").stat().st_size == 5000
+    assert (layout.raw_partition(WEATHER, DAY) / MARKER_FILE).exists()
+
+
+def test_a_missing_partition_is_an_error_of_the_pipeline_not_a_verdict(validator, layout):
+    shutil.rmtree(layout.raw_partition(FLIGHTS, DAY))
+    with pytest.raises(FileNotFoundError, match=r"flights/date=2013-06-30/data.parquet does not exist"):
+        validator.validate_days(layout, [DAY])
+    assert not layout.quarantine_partition(FLIGHTS, DAY).exists()

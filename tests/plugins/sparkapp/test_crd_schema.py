@@ -20,20 +20,41 @@ def crd_schema() -> dict:
     return version["schema"]["openAPIV3Schema"]
 
 
-def rendered_manifests() -> list[dict]:
+def rendered_manifests(conf: dict | None = None) -> list[dict]:
     from flight_delays.manifests import render_run
 
-    manifests = render_run(date(2013, 6, 30))
-    assert sorted(manifests) == ["submit_features", "submit_training"]
-    return list(manifests.values())
+    return list(render_run(date(2013, 6, 30), conf).values())
 
 
-def test_dag_manifests_validate_against_the_crd(crd_schema):
-    manifests = rendered_manifests()
+@pytest.mark.parametrize(("engine", "jobs"), [
+    ("pandas", ["features-20130630", "train-20130630"]),
+    ("spark", ["features-20130630", "train-20130630", "validate-20130630"]),
+])
+def test_dag_manifests_validate_against_the_crd(crd_schema, engine, jobs):
+    manifests = rendered_manifests({"validation_engine": engine})
     for manifest in manifests:
         jsonschema.validate(manifest, crd_schema)
-    assert sorted(m["metadata"]["name"].rsplit("-", 1)[0] for m in manifests) == [
-        "features-20130630", "train-20130630"]
+    assert sorted(m["metadata"]["name"].rsplit("-", 1)[0] for m in manifests) == jobs
+
+
+def test_validation_application_validates_the_days_the_run_ingests(tmp_path, monkeypatch):
+    from flight_delays.ingest import ingest_day
+    from flight_delays.manifests import render_run
+    from flight_delays.settings import DataLayout
+
+    def validation_arguments() -> list[str]:
+        conf = {"validation_engine": "spark", "window_days": 7, "history_days": 3}
+        return render_run(date(2013, 6, 30), conf)["submit_validation"]["spec"]["arguments"]
+
+    monkeypatch.setenv("FLIGHT_DELAYS_DATA_ROOT", str(tmp_path / "data"))
+    root = str(tmp_path / "data")
+    bootstrap = ",".join(f"2013-06-{d:02d}" for d in range(21, 31))  # history 3 + window 7, none ingested
+    assert validation_arguments() == ["--data-root", root, "--day", "2013-06-30", "--days", bootstrap,
+                                      "--reference"]
+    for day in range(21, 30):
+        ingest_day(DataLayout.from_env(), date(2013, 6, day))
+    assert validation_arguments() == ["--data-root", root, "--day", "2013-06-30", "--days", "2013-06-30",
+                                      "--reference"]
 
 
 @pytest.mark.parametrize("conf", [None, {"device": "cuda"}, {"window_days": 120, "history_days": 60}])
@@ -41,7 +62,8 @@ def test_every_profile_of_every_job_validates_against_the_crd(crd_schema, conf):
     from flight_delays.manifests import render_run
 
     manifests = render_run(date(2013, 6, 30), conf, all_profiles=True)
-    assert sorted(manifests) == ["submit_features.cpu", "submit_training.cpu", "submit_training.gpu"]
+    assert sorted(manifests) == ["submit_features.cpu", "submit_training.cpu", "submit_training.gpu",
+                                 "submit_validation.cpu"]
     for manifest in manifests.values():
         jsonschema.validate(manifest, crd_schema)
     gpu = manifests["submit_training.gpu"]["spec"]
@@ -90,7 +112,8 @@ def test_make_manifests_writes_the_runs_applications(tmp_path, crd_schema):
     folder = tmp_path / "2013-06-30"
     written = sorted(str(p.relative_to(folder)) for p in folder.rglob("*.yaml"))
     assert written == ["profiles/submit_features.cpu.yaml", "profiles/submit_training.cpu.yaml",
-                       "profiles/submit_training.gpu.yaml", "submit_features.yaml", "submit_training.yaml"]
+                       "profiles/submit_training.gpu.yaml", "profiles/submit_validation.cpu.yaml",
+                       "submit_features.yaml", "submit_training.yaml"]
     features = yaml.safe_load((tmp_path / "2013-06-30" / "submit_features.yaml").read_text())
     jsonschema.validate(features, crd_schema)
     arguments = features["spec"]["arguments"]
