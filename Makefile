@@ -42,13 +42,15 @@ check-prereqs:
 
 # The virtualenv is rebuilt when a lock file changes. uv installs the exact lock; pyspark-client
 # is excluded because it overwrites pyspark's files (see README, "Dependencies").
-$(VENV)/.installed: requirements.txt requirements-dev.txt excludes.txt | check-prereqs
+$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-torch.txt excludes.txt | check-prereqs
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION) \
 	  || { echo "error: could not install uv from PyPI; check the network or a pip index setting." >&2; exit 1; }
 	@$(BIN)/uv pip install --quiet --python $(BIN)/python --excludes excludes.txt \
 	  -r requirements.txt -r requirements-dev.txt \
 	  || { echo "error: installing the pinned requirements failed (see above). Fix the cause, then run make again." >&2; exit 1; }
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-torch.txt \
+	  || { echo "error: installing PyTorch (requirements-torch.txt) failed (see above)." >&2; exit 1; }
 	@touch $@
 
 $(AIRFLOW_HOME)/airflow.db: $(VENV)/.installed

@@ -40,7 +40,6 @@ def as_spark_application(day: date, flights) -> tuple[float, dict]:
     SparkApplication on the local backend; return the wall time and the verdict it filed."""
     import tempfile
 
-    from dags.flight_delay_retraining import VALIDATE_JOB
     from flight_delays.ingest import (
         FLIGHTS,
         WEATHER,
@@ -48,6 +47,7 @@ def as_spark_application(day: date, flights) -> tuple[float, dict]:
         source_rows,
         write_parquet_atomically,
     )
+    from flight_delays.jobs import VALIDATE_JOB
     from flight_delays.settings import DataLayout
     from sparkapp.application import render_manifest
     from sparkapp.local_backend import LocalSparkApplicationClient

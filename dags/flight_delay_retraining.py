@@ -25,42 +25,10 @@ from datetime import datetime, timedelta, timezone
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param, chain, task
 
 from flight_delays import settings, tasks
+from flight_delays.jobs import FEATURES_JOB, TRAIN_JOB, VALIDATE_JOB
 from flight_delays.operators import ValidatePartitionsOperator
-from sparkapp.application import Gpu, PodResources, ResourceProfile, SparkJob
 from sparkapp.operators.spark_application import SparkApplicationOperator
 from sparkapp.sensors.spark_application import SparkApplicationSensor
-
-SPARK_IMAGE = "ghcr.io/flight-delays/spark-jobs:0.1.0"
-# Days of ~1,000 flights: 200 shuffle partitions would only cost time. INFO logs drown the task log.
-SPARK_CONF = {"spark.sql.shuffle.partitions": "8", "spark.log.level": "WARN"}
-
-CPU_RESOURCES = {
-    "driver": PodResources(cores=1, memory="1g"),
-    "executor": PodResources(cores=1, memory="2g"),
-    "executor_instances": 2,
-}
-# Ships with Spark: lists the GPUs an executor sees, for Spark's resource scheduling.
-GPU_DISCOVERY_SCRIPT = "/opt/spark/examples/src/main/scripts/getGpusResources.sh"
-# Training with device=cuda: one GPU per executor, scheduled by Spark's resource scheduling.
-# (The RAPIDS Accelerator settings and GPU node placement are the training work's.)
-GPU_TRAINING = ResourceProfile(
-    driver=PodResources(cores=1, memory="2g"),
-    executor=PodResources(cores=4, memory="8g", gpu=Gpu(name="nvidia.com/gpu", quantity=1)),
-    executor_instances=2,
-    spark_conf={
-        "spark.executor.resource.gpu.amount": "1",
-        "spark.executor.resource.gpu.vendor": "nvidia.com",
-        "spark.executor.resource.gpu.discoveryScript": GPU_DISCOVERY_SCRIPT,
-        "spark.task.resource.gpu.amount": "1",
-    },
-)
-VALIDATE_JOB = SparkJob(name="validate", main_application_file="spark_jobs/validate.py",
-                        image=SPARK_IMAGE, spark_conf=SPARK_CONF, **CPU_RESOURCES)
-FEATURES_JOB = SparkJob(name="features", main_application_file="spark_jobs/features.py",
-                        image=SPARK_IMAGE, spark_conf=SPARK_CONF, **CPU_RESOURCES)
-TRAIN_JOB = SparkJob(name="train", main_application_file="spark_jobs/train.py",
-                     image=SPARK_IMAGE, spark_conf=SPARK_CONF, profiles={"gpu": GPU_TRAINING},
-                     **CPU_RESOURCES)
 
 
 def from_ingest(key: str) -> str:
@@ -87,7 +55,11 @@ with DAG(
                              description="Days of features the model trains and tests on, "
                                          "ending on the run's day."),
         "test_days": Param(3, type="integer", minimum=1, maximum=14, title="Test days",
-                           description="The last days of the window, held out for the test metrics."),
+                           description="The last days of the window, held out for the test metrics "
+                                       "and for comparing the new model with the champion."),
+        "validation_days": Param(3, type="integer", minimum=1, maximum=14, title="Validation days",
+                                 description="The days before the test days: early stopping watches "
+                                             "their log loss."),
         "history_days": Param(14, type="integer", minimum=1, maximum=60, title="History (days)",
                               description="Earlier days behind the rolling delay-rate features."),
         "validation_engine": Param("pandas", type="string", enum=["pandas", "spark"],
@@ -95,20 +67,43 @@ with DAG(
                                    description="pandas: in the Airflow worker (a day is ~1,000 flights). "
                                                "spark: as a SparkApplication, for partitions too large "
                                                "for one worker. Same suites, same gate."),
+        "trainer": Param("xgboost", type="string", enum=["xgboost", "torch"], title="Trainer",
+                         description="xgboost: XGBoost on Spark. torch: a PyTorch network trained "
+                                     "with Spark's TorchDistributor."),
         "device": Param("cpu", type="string", enum=["cpu", "cuda"], title="Training device",
                         description="cuda needs GPU executors (Kubernetes GPU profile)."),
         "num_workers": Param(2, type="integer", minimum=1, maximum=64, title="XGBoost workers",
                              description="Spark tasks training in parallel."),
         "n_estimators": Param(200, type="integer", minimum=10, maximum=5000, title="Boosting rounds"),
         "max_depth": Param(6, type="integer", minimum=2, maximum=16, title="Maximum tree depth"),
-        "learning_rate": Param(0.1, type="number", exclusiveMinimum=0, maximum=1, title="Learning rate"),
+        "learning_rate": Param(0.1, type="number", exclusiveMinimum=0, maximum=1,
+                               title="Learning rate (xgboost)"),
+        "early_stopping_rounds": Param(20, type="integer", minimum=1, maximum=500,
+                                       title="Early stopping patience",
+                                       description="Boosting rounds (xgboost) or epochs (torch) without a "
+                                                   "better validation log loss before training stops."),
+        "epochs": Param(30, type="integer", minimum=1, maximum=1000, title="Epochs (torch)"),
+        "torch_learning_rate": Param(0.001, type="number", exclusiveMinimum=0, maximum=1,
+                                     title="Learning rate (torch)", description="Adam's step size."),
+        "promotion_policy": Param("auto", type="string", enum=["auto", "never", "force"],
+                                  title="Promotion policy",
+                                  description="auto: champion only if it beats the champion by the margin "
+                                              "on the same test days without worse guard metrics. never: "
+                                              "challenger. force: champion (give a reason). Backfill runs "
+                                              "never move champion."),
+        "promotion_margin": Param(0.002, type="number", minimum=0, maximum=0.1, title="Promotion margin",
+                                  description="ROC-AUC the new model must gain over the champion."),
+        "promotion_reason": Param("", type="string", maxLength=500, title="Reason (force)",
+                                  description="Why the model is forced to champion; recorded on the "
+                                              "model version with who triggered the run."),
     },
 ) as dag:
 
     @task
     def ingest(data_interval_start=None, params=None) -> dict:
         return tasks.ingest(data_interval_start.date(), window_days=params["window_days"],
-                            history_days=params["history_days"], test_days=params["test_days"])
+                            history_days=params["history_days"], test_days=params["test_days"],
+                            validation_days=params["validation_days"])
 
     @task.branch
     def choose_validation_engine(params=None) -> list[str]:
@@ -140,9 +135,10 @@ with DAG(
         namespace="{{ settings.spark_namespace() }}",
         arguments=[
             "--data-root", "{{ settings.data_root() }}",
-            "--start-date", from_ingest("train_start"),
+            # Incremental: the days whose features are missing or stale, usually the run's day only.
+            "--start-date", from_ingest("feature_start"),
             "--end-date", from_ingest("day"),
-            "--history-start", from_ingest("history_start"),
+            "--history-start", from_ingest("feature_history_start"),
             "--history-days", "{{ params.history_days }}",
         ],
     )
@@ -163,14 +159,23 @@ with DAG(
             "--start-date", from_ingest("train_start"),
             "--end-date", from_ingest("day"),
             "--test-days", "{{ params.test_days }}",
+            "--validation-days", "{{ params.validation_days }}",
+            "--trainer", "{{ params.trainer }}",
             "--device", "{{ params.device }}",
             "--num-workers", "{{ params.num_workers }}",
             "--n-estimators", "{{ params.n_estimators }}",
             "--max-depth", "{{ params.max_depth }}",
             "--learning-rate", "{{ params.learning_rate }}",
+            "--early-stopping-rounds", "{{ params.early_stopping_rounds }}",
+            "--epochs", "{{ params.epochs }}",
+            "--torch-learning-rate", "{{ params.torch_learning_rate }}",
             "--mlflow-tracking-uri", "{{ settings.mlflow_tracking_uri() }}",
             "--mlflow-experiment", settings.EXPERIMENT_NAME,
             "--mlflow-artifact-location", "{{ settings.mlflow_artifact_location() }}",
+            "--airflow-dag-id", "{{ dag.dag_id }}",
+            "--airflow-run-id", "{{ run_id }}",
+            "--airflow-task-id", "{{ ti.task_id }}",
+            "--code-version", "{{ settings.code_version() }}",
         ],
     )
     wait_for_training = SparkApplicationSensor(
@@ -186,8 +191,15 @@ with DAG(
         return tasks.register(application)
 
     @task
-    def report(ingested: dict, verdict: dict, registration: dict) -> dict:
-        return tasks.report(ingested, verdict, registration)
+    def promote(registration: dict, params=None, dag_run=None) -> dict:
+        return tasks.promote(registration, policy=params["promotion_policy"],
+                             margin=params["promotion_margin"], reason=params["promotion_reason"],
+                             requested_by=dag_run.triggering_user_name,
+                             backfill=dag_run.run_type == "backfill")
+
+    @task
+    def report(ingested: dict, verdict: dict, registration: dict, decision: dict) -> dict:
+        return tasks.report(ingested, verdict, registration, decision)
 
     ingested = ingest()
     verdict = ValidatePartitionsOperator(
@@ -199,7 +211,8 @@ with DAG(
         trigger_rule="none_failed",
     )
     registration = register(submit_training.output)
+    decision = promote(registration)
     chain(ingested, choose_validation_engine(), [submit_validation, verdict])
     chain(submit_validation, wait_for_validation, verdict)
     chain(verdict, submit_features, wait_for_features, submit_training, wait_for_training, registration)
-    report(ingested, verdict.output, registration)
+    report(ingested, verdict.output, registration, decision)

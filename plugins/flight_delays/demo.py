@@ -61,6 +61,7 @@ def format_report(report: dict) -> str:
         f"on {int(metrics['test_rows'])} flights",
         f"  registered model   {model['model_name']} version {model['version']} -> @{model['alias']} "
         f"(champion: {champion})",
+        f"  promotion          {model['reason']}",
     ])
 
 

@@ -21,7 +21,7 @@ import yaml
 from flight_delays import settings
 from flight_delays.demo import load_dag
 from flight_delays.settings import PROJECT_ROOT, DataLayout, RunWindow, source_day
-from flight_delays.tasks import days_to_ingest
+from flight_delays.tasks import days_to_ingest, feature_plan
 from sparkapp.operators.spark_application import SparkApplicationOperator
 
 
@@ -50,8 +50,10 @@ def render_run(day: date, conf: dict | None = None, *, all_profiles: bool = Fals
     window = RunWindow.for_day(source_day(day), window_days=values["window_days"],
                                history_days=values["history_days"])
     # What the ingest task would return today: the days it would write into the current data root.
-    ingested = {**window.as_dict(),
-                "ingested_days": [d.isoformat() for d in days_to_ingest(DataLayout.from_env(), window)]}
+    layout = DataLayout.from_env()
+    ingest_days = days_to_ingest(layout, window)
+    ingested = {**window.as_dict(), "ingested_days": [d.isoformat() for d in ingest_days],
+                **feature_plan(layout, window, ingest_days, values["history_days"])}
     start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
     manifests = {}
     for task in dag.tasks:
@@ -61,7 +63,7 @@ def render_run(day: date, conf: dict | None = None, *, all_profiles: bool = Fals
         skipped = task.task_id == "submit_validation" and values["validation_engine"] != "spark"
         if skipped and not all_profiles:
             continue
-        context = {"params": values, "settings": settings, "data_interval_start": start,
+        context = {"params": values, "settings": settings, "data_interval_start": start, "dag": dag,
                    "run_id": f"preview__{day.isoformat()}",
                    "ti": _PreviewTaskInstance(dag.dag_id, task.task_id, {"ingest": ingested})}
         env = dag.get_template_env()

@@ -8,6 +8,8 @@ default that keeps everything inside the project's ignored ``.local/`` folder:
 ``MLFLOW_TRACKING_URI``           MLflow tracking/registry; default ``sqlite:///.local/mlflow/mlflow.db``
 ``MLFLOW_ARTIFACT_LOCATION``      artifact location of a new experiment; default ``.local/mlflow/artifacts``
 ``SPARK_NAMESPACE``               namespace of the SparkApplications; default ``default``
+``FLIGHT_DELAYS_CODE_VERSION``    the code version recorded with each model (the image sets it);
+                                  default: the checkout's git sha (``-dirty`` with local changes)
 ``AIRFLOW_CONN_SPARK_DEFAULT``    Spark master, as the Airflow connection ``spark_default``
 ================================  ===============================================================
 """
@@ -15,6 +17,7 @@ default that keeps everything inside the project's ignored ``.local/`` folder:
 from __future__ import annotations
 
 import os
+import subprocess
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -41,6 +44,22 @@ def mlflow_tracking_uri() -> str:
 
 def mlflow_artifact_location() -> str:
     return os.environ.get("MLFLOW_ARTIFACT_LOCATION", str(LOCAL_DIR / "mlflow" / "artifacts"))
+
+
+def code_version() -> str:
+    """The version of this code: ``$FLIGHT_DELAYS_CODE_VERSION``, else the git sha of the checkout."""
+    if os.environ.get("FLIGHT_DELAYS_CODE_VERSION"):
+        return os.environ["FLIGHT_DELAYS_CODE_VERSION"]
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(PROJECT_ROOT), *args], capture_output=True, text=True,
+                              timeout=10, check=True).stdout.strip()
+
+    try:
+        sha = git("rev-parse", "--short=12", "HEAD")
+        return sha + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
 
 
 def source_day(day: date) -> date:

@@ -6,7 +6,7 @@ Each function takes plain values and returns a JSON-able dict (the task's XCom).
 from __future__ import annotations
 
 import logging
-from datetime import date
+from datetime import date, timedelta
 
 from flight_delays import settings
 from flight_delays.settings import DataLayout, RunWindow
@@ -14,7 +14,8 @@ from flight_delays.settings import DataLayout, RunWindow
 log = logging.getLogger(__name__)
 
 
-def ingest(logical_day: date, *, window_days: int, history_days: int, test_days: int) -> dict:
+def ingest(logical_day: date, *, window_days: int, history_days: int, test_days: int,
+           validation_days: int) -> dict:
     """Ingest the run's day, plus any day of the window or its history that is not ingested yet.
 
     The run's own day is always rewritten (a rerun replaces it); earlier days are only filled in
@@ -22,9 +23,10 @@ def ingest(logical_day: date, *, window_days: int, history_days: int, test_days:
     """
     from flight_delays.ingest import ingest_day, ingest_reference
 
-    if test_days >= window_days:
-        raise ValueError(f"test_days ({test_days}) must be smaller than window_days ({window_days}): "
-                         "the window needs at least one training day before the test days")
+    if test_days + validation_days >= window_days:
+        raise ValueError(f"test_days ({test_days}) + validation_days ({validation_days}) must be smaller "
+                         f"than window_days ({window_days}): the window needs at least one training day "
+                         "before the validation and test days")
     layout = DataLayout.from_env()
     window = RunWindow.for_day(settings.source_day(logical_day), window_days=window_days,
                                history_days=history_days)
@@ -32,7 +34,11 @@ def ingest(logical_day: date, *, window_days: int, history_days: int, test_days:
         log.info("Replay mode: logical date %s processes the flights of %s", logical_day, window.day)
     rows = {d.isoformat(): ingest_day(layout, d) for d in days_to_ingest(layout, window)}
     ingest_reference(layout)
-    return {**window.as_dict(), "ingested_days": sorted(rows), "rows": rows[window.day.isoformat()]}
+    features = feature_plan(layout, window, [date.fromisoformat(d) for d in rows], history_days)
+    log.info("Features to compute: %s..%s (window %s..%s)", features["feature_start"], window.day,
+             window.train_start, window.day)
+    return {**window.as_dict(), "ingested_days": sorted(rows), "rows": rows[window.day.isoformat()],
+            **features}
 
 
 def days_to_ingest(layout: DataLayout, window: RunWindow) -> list[date]:
@@ -40,6 +46,32 @@ def days_to_ingest(layout: DataLayout, window: RunWindow) -> list[date]:
     from flight_delays.ingest import is_ingested
 
     return [d for d in window.raw_days() if d == window.day or not is_ingested(layout, d)]
+
+
+def feature_plan(layout: DataLayout, window: RunWindow, ingested: list[date], history_days: int) -> dict:
+    """The days the feature job computes (``feature_start`` .. the run's day) and the first raw day
+    it reads (``feature_history_start``)."""
+    start = first_day_needing_features(layout, window, ingested, history_days)
+    history_start = max(settings.FIRST_SOURCE_DAY, start - timedelta(days=history_days))
+    return {"feature_start": start.isoformat(), "feature_history_start": history_start.isoformat()}
+
+
+def first_day_needing_features(layout: DataLayout, window: RunWindow, ingested: list[date],
+                               history_days: int) -> date:
+    """The first day of the window whose features must be (re)computed: features are incremental.
+
+    A day needs features when it has none yet, or when raw data its features read was ingested by
+    this run: its own flights, or those of the ``history_days`` before it (rolling delay rates). A
+    nightly run on a complete window computes its own day only; the first run, the whole window.
+    """
+    def stale(day: date) -> bool:
+        return any(day - timedelta(days=history_days) <= x <= day for x in ingested)
+
+    def has_features(day: date) -> bool:
+        return any(layout.feature_partition(day).glob("*.parquet"))
+
+    window_days = [d for d in window.raw_days() if d >= window.train_start]
+    return next(d for d in window_days if stale(d) or not has_features(d))
 
 
 def validate(ingested: dict, *, engine: str = "pandas", application: str | None = None) -> dict:
@@ -92,17 +124,39 @@ def read_verdict(layout: DataLayout, day: date, days: list[date], application: s
 
 
 def register(application: str) -> dict:
-    """Register the model trained by the SparkApplication ``application``; return the outcome."""
+    """Register the model trained by the SparkApplication ``application`` (once per training run)."""
     from flight_delays.registry import register_model
 
-    registration = register_model(
-        layout=DataLayout.from_env(), tracking_uri=settings.mlflow_tracking_uri(),
-        experiment=settings.EXPERIMENT_NAME, model_name=settings.MODEL_NAME, application=application,
-    )
+    registration = register_model(tracking_uri=settings.mlflow_tracking_uri(),
+                                  experiment=settings.EXPERIMENT_NAME, model_name=settings.MODEL_NAME,
+                                  application=application)
     return registration.as_dict()
 
 
-def report(ingested: dict, verdict: dict, registration: dict) -> dict:
+def promote(registration: dict, *, policy: str, margin: float, reason: str, requested_by: str | None,
+            backfill: bool) -> dict:
+    """The promotion gate: ``champion`` or ``challenger`` for the registered version, with the reason.
+
+    A wrong request (``force`` without a reason) fails the task without retries.
+    """
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from flight_delays.registry import PromotionRequest, PromotionRequestError
+    from flight_delays.registry import promote as promote_version
+
+    request = PromotionRequest(policy=policy, margin=margin, reason=reason, requested_by=requested_by,
+                               backfill=backfill)
+    try:
+        request.check()
+    except PromotionRequestError as exc:
+        raise AirflowFailException(str(exc)) from exc
+    decision = promote_version(layout=DataLayout.from_env(), tracking_uri=settings.mlflow_tracking_uri(),
+                               model_name=registration["model_name"], version=registration["version"],
+                               request=request)
+    return decision.as_dict()
+
+
+def report(ingested: dict, verdict: dict, registration: dict, decision: dict) -> dict:
     """Summarise the run, write it to the data root's ``reports/`` and return it."""
     import mlflow
     import pyarrow.parquet as pq
@@ -120,7 +174,10 @@ def report(ingested: dict, verdict: dict, registration: dict) -> dict:
         "validation": verdict,
         "feature_rows": sum(pq.ParquetFile(f).metadata.num_rows for f in feature_files),
         "test_metrics": {k: v for k, v in sorted(run.data.metrics.items()) if k.startswith("test_")},
-        "model": registration,
+        "model": {**registration, "alias": decision["alias"], "reason": decision["reason"],
+                  "test_auc": decision["scores"]["auc"],
+                  "champion_version": decision["champion_version"],
+                  "champion_test_auc": (decision["champion_scores"] or {}).get("auc")},
     }
     write_json_atomically(summary, layout.report(day))
     log.info("Run report for %s: %s", day, summary)

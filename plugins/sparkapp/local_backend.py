@@ -7,8 +7,11 @@ executor resources) into a ``spark-submit`` call through the apache-spark provid
 terminal application; its object, with a ``status`` shaped like the Spark Operator's, is kept as
 JSON under a state directory so that the sensor reads it exactly as it reads the API server.
 
-Not translated, because one machine has no use for them: image, service account, pod labels and
-the restart policy (Airflow's task retries play that part here).
+Not translated, because one machine has no use for them: image, service account, pod labels, the
+restart policy (Airflow's task retries play that part here), and what only places and sizes pods
+on a cluster: memory overhead, GPUs (``gpu``), node selectors, tolerations, priority classes and
+the batch scheduler (``batchScheduler``/``batchSchedulerOptions``). ``deps.jars`` is translated
+(``--jars``), so a profile's jars reach local ``spark-submit`` too.
 """
 
 from __future__ import annotations

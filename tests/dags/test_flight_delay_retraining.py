@@ -54,6 +54,8 @@ def test_tasks_run_in_pipeline_order(dag):
         ("ingest", "choose_validation_engine"),
         ("ingest", "report"),
         ("ingest", "validate"),
+        ("promote", "report"),
+        ("register", "promote"),
         ("register", "report"),
         ("submit_features", "wait_for_features"),
         ("submit_training", "register"),
@@ -71,16 +73,19 @@ def test_tasks_run_in_pipeline_order(dag):
 
 def test_param_defaults_are_valid(dag):
     assert dag.params.validate() == {
-        "window_days": 28, "test_days": 3, "history_days": 14, "validation_engine": "pandas",
-        "device": "cpu", "num_workers": 2,
-        "n_estimators": 200, "max_depth": 6, "learning_rate": 0.1,
+        "window_days": 28, "test_days": 3, "validation_days": 3, "history_days": 14,
+        "validation_engine": "pandas", "trainer": "xgboost", "device": "cpu", "num_workers": 2,
+        "n_estimators": 200, "max_depth": 6, "learning_rate": 0.1, "early_stopping_rounds": 20, "epochs": 30,
+        "torch_learning_rate": 0.001,
+        "promotion_policy": "auto", "promotion_margin": 0.002, "promotion_reason": "",
     }
 
 
 @pytest.mark.parametrize(
     ("name", "value"),
     [("window_days", 3), ("test_days", 30), ("validation_engine", "dask"), ("device", "tpu"),
-     ("learning_rate", 0), ("max_depth", "deep")],
+     ("learning_rate", 0), ("max_depth", "deep"), ("trainer", "sklearn"), ("promotion_policy", "always"),
+     ("promotion_margin", 0.5), ("validation_days", 0)],
 )
 def test_params_refuse_bad_values_naming_the_param(dag, name, value):
     from airflow.sdk.exceptions import ParamValidationError

@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from datetime import date
+from datetime import date, datetime, timezone
 
+import mlflow
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
@@ -16,6 +17,7 @@ from flight_delays import settings
 from flight_delays.demo import run_dag
 from flight_delays.manifests import render_run
 from flight_delays.settings import DataLayout
+from sparkapp.application import application_name
 from sparkapp.local_backend import LocalSparkApplicationClient
 
 pytestmark = pytest.mark.e2e
@@ -26,19 +28,51 @@ def airflow_db():
     subprocess.run(["airflow", "db", "migrate"], check=True, capture_output=True, env=os.environ)
 
 
-def without_pod_labels(spec: dict) -> dict:
-    return {**spec, **{role: {k: v for k, v in spec[role].items() if k != "labels"}
-                       for role in ("driver", "executor")}}
+def without_run_identity(spec: dict) -> dict:
+    """The spec without what names the run (pod labels, the run id argument): a preview has no run."""
+    arguments = list(spec["arguments"])
+    if "--airflow-run-id" in arguments:
+        del arguments[arguments.index("--airflow-run-id") + 1]
+    return {**spec, "arguments": arguments, **{role: {k: v for k, v in spec[role].items() if k != "labels"}
+                                                for role in ("driver", "executor")}}
 
 
 def report_of(day: date) -> dict:
     return json.loads(DataLayout.from_env().report(day).read_text())
 
 
+def assert_training_run_is_fully_recorded(client: MlflowClient, run_id: str) -> None:
+    """Everything issue 5 asks a training run to record, on the real run of the DAG."""
+    run = client.get_run(run_id)
+    assert {k: run.data.tags[k] for k in ("airflow_dag_id", "airflow_task_id", "trainer")} == {
+        "airflow_dag_id": "flight_delay_retraining", "airflow_task_id": "submit_training",
+        "trainer": "xgboost"}
+    assert run.data.tags["airflow_run_id"].startswith("manual__")  # dag.test() names runs by the time
+    assert run.data.tags["code_version"] not in ("", "unknown")
+    params = run.data.params
+    window = tuple(params[k] for k in ("window_start", "validation_start", "test_start", "window_end"))
+    assert window == ("2013-06-03", "2013-06-25", "2013-06-28", "2013-06-30")
+    assert params["features"].split(",")[:3] == ["month", "day_of_week", "sched_dep_hour"]
+    assert int(params["best_iteration"]) < 200  # early stopping on the validation days
+    metrics = run.data.metrics
+    assert {"test_auc", "test_pr_auc", "test_log_loss", "test_brier", "train_rows", "validation_rows",
+            "test_rows", "input_partitions_unvalidated"} <= set(metrics)
+    assert metrics["input_partitions_unvalidated"] == 0
+    assert any(k.startswith("test_auc_carrier_") for k in metrics)
+    artifacts = {a.path for a in client.list_artifacts(run_id)} | {
+        a.path for a in client.list_artifacts(run_id, "plots")}
+    assert {"features.json", "per_carrier.json", "input_validation.json", "plots/roc_curve.png",
+            "plots/pr_curve.png", "plots/calibration.png", "plots/feature_importance.png"} <= artifacts
+    model = mlflow.models.get_model_info(run.data.tags["model_uri"])
+    assert model.signature.inputs.input_names()[:2] == ["month", "day_of_week"]
+    assert model.saved_input_example_info is not None
+
+
 def test_nightly_runs_train_and_register_on_real_data(airflow_db):
     layout = DataLayout.from_env()
     client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri())
 
+    preview = render_run(date(2013, 6, 30))  # on the empty data root, as the run will find it
     first = run_dag(date(2013, 6, 30))
     assert first.state == "success"
     report = report_of(date(2013, 6, 30))
@@ -50,24 +84,36 @@ def test_nightly_runs_train_and_register_on_real_data(airflow_db):
     assert len(list(layout.data_docs.glob("validations/**/*.html"))) == 85
     assert 700 <= report["feature_rows"] <= 918  # flights of the day that arrived
     assert 0.65 <= report["test_metrics"]["test_auc"] <= 0.90
-    assert report["model"]["version"] == "1" and report["model"]["alias"] == "champion"
+    assert (report["model"]["version"], report["model"]["alias"]) == ("1", "champion")
+    assert report["model"]["reason"] == "no champion yet"
     assert int(client.get_model_version_by_alias(settings.MODEL_NAME, "champion").version) == 1
+    assert_training_run_is_fully_recorded(client, report["model"]["run_id"])
     assert len(list(layout.features.glob("date=*"))) == 28
-    # `make manifests` previews exactly the specs the run submitted (pod labels name the run).
+    # `make manifests` previews exactly the specs the run submitted.
     applications = LocalSparkApplicationClient()
-    for manifest in render_run(date(2013, 6, 30)).values():
+    for manifest in preview.values():
         submitted = applications.get_application(manifest["metadata"]["name"], "default")
-        assert without_pod_labels(submitted["spec"]) == without_pod_labels(manifest["spec"])
+        assert without_run_identity(submitted["spec"]) == without_run_identity(manifest["spec"])
         assert submitted["status"]["applicationState"] == {"state": "COMPLETED"}
 
     second = run_dag(date(2013, 7, 1))
     assert second.state == "success"
     report = report_of(date(2013, 7, 1))
-    # The next night only ingests its own day: the window's history is there.
+    # The next night only ingests its own day, and computes only its own day's features.
     assert report["days_ingested"] == 1 and report["validation"]["partitions"] == 3
+    name = application_name("features", dag_id="flight_delay_retraining", task_id="submit_features",
+                            data_interval_start=datetime(2013, 7, 1, tzinfo=timezone.utc))
+    features_job = applications.get_application(name, "default")["spec"]["arguments"]
+    assert features_job[features_job.index("--start-date") + 1] == "2013-07-01"
+    assert features_job[features_job.index("--history-start") + 1] == "2013-06-17"
     assert report["model"]["version"] == "2" and report["model"]["champion_version"] == "1"
-    assert report["model"]["alias"] == ("champion" if report["model"]["test_auc"] >
-                                        report["model"]["champion_test_auc"] else "challenger")
+    model = report["model"]
+    gain = model["test_auc"] - model["champion_test_auc"]
+    if model["alias"] == "champion":
+        assert gain >= 0.002 and model["reason"].endswith("guard metrics within tolerance")
+    else:
+        assert model["alias"] == "challenger"
+        assert "below the margin" in model["reason"] or "more than the tolerance" in model["reason"]
     aliases = client.get_registered_model(settings.MODEL_NAME).aliases
     assert aliases[report["model"]["alias"]] == 2 and "champion" in aliases
 

@@ -9,32 +9,27 @@ from pyspark.sql import Row
 from flight_delays import registry
 from spark_jobs import features as features_job
 from spark_jobs import train
-from spark_jobs.train import evaluate, parse_args, time_split, with_missing_as_nan
+from spark_jobs.train import SPLIT, input_verdicts, parse_args, time_split, with_missing_as_nan
 
 
-def test_time_split_holds_out_the_last_days(spark):
-    frame = spark.createDataFrame([Row(date=date(2013, 6, d), x=d) for d in range(1, 6)])
-    train_part, test_part = time_split(frame, end=date(2013, 6, 5), test_days=2)
-    assert sorted(r.x for r in train_part.collect()) == [1, 2, 3]
-    assert sorted(r.x for r in test_part.collect()) == [4, 5]
+def test_time_split_is_train_then_validation_then_test(spark):
+    frame = spark.createDataFrame([Row(date=date(2013, 6, d), x=d) for d in range(1, 8)])
+    split = time_split(frame, end=date(2013, 6, 7), validation_days=2, test_days=3)
+    parts = {(r.x, r[SPLIT]) for r in split.collect()}
+    assert parts == {(1, "train"), (2, "train"), (3, "validation"), (4, "validation"),
+                     (5, "test"), (6, "test"), (7, "test")}
 
 
-def test_evaluate_gives_the_test_metrics(spark):
-    predictions = spark.createDataFrame([
-        Row(is_delayed=1, p_delayed=0.9), Row(is_delayed=0, p_delayed=0.1),
-        Row(is_delayed=1, p_delayed=0.8), Row(is_delayed=0, p_delayed=0.3),
-    ])
-    metrics = evaluate(predictions)
-    assert metrics == pytest.approx({
-        "test_auc": 1.0,
-        "test_pr_auc": 1.0,
-        # -(ln 0.9 + ln 0.9 + ln 0.8 + ln 0.7) / 4
-        "test_log_loss": 0.1976349,
-        # (0.01 + 0.01 + 0.04 + 0.09) / 4
-        "test_brier": 0.0375,
-        "test_positive_rate": 0.5,
-        "test_rows": 4.0,
-    }, rel=1e-6)
+def test_input_verdicts_are_the_markers_of_the_window(tmp_path):
+    for dataset, day in (("flights", 1), ("weather", 1), ("flights", 2)):
+        marker = tmp_path / "raw" / dataset / f"date=2013-06-0{day}" / "_VALIDATED"
+        marker.parent.mkdir(parents=True)
+        marker.write_text('{"validated_at": "2013-06-02T00:00:00+00:00", "warnings": []}')
+    verdicts = input_verdicts(str(tmp_path), date(2013, 6, 1), date(2013, 6, 2))
+    validated = {"validated_at": "2013-06-02T00:00:00+00:00", "warnings": []}
+    assert verdicts == {"flights/2013-06-01": validated, "weather/2013-06-01": validated,
+                        "flights/2013-06-02": validated, "weather/2013-06-02": {"missing": True},
+                        "planes/reference": {"missing": True}}
 
 
 def test_missing_features_become_nan(spark):
@@ -48,10 +43,13 @@ def test_missing_features_become_nan(spark):
     assert all(math.isnan(row[c]) for c in features_job.FEATURE_COLUMNS)
 
 
-def test_window_must_leave_training_days():
+def test_window_must_leave_training_days(capsys):
     with pytest.raises(SystemExit):
-        parse_args(["--data-root", "/d", "--start-date", "2013-06-01", "--end-date", "2013-06-03",
-                    "--test-days", "3", "--mlflow-tracking-uri", "sqlite://", "--mlflow-experiment", "e"])
+        parse_args(["--data-root", "/d", "--start-date", "2013-06-01", "--end-date", "2013-06-06",
+                    "--test-days", "3", "--validation-days", "3", "--mlflow-tracking-uri", "sqlite://",
+                    "--mlflow-experiment", "e"])
+    assert ("window 2013-06-01..2013-06-06 (6 days) leaves 0 training day(s) with --validation-days 3 "
+            "and --test-days 3" in capsys.readouterr().err)
 
 
 def test_registry_and_training_job_agree_on_their_contract():

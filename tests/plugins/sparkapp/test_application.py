@@ -182,3 +182,205 @@ def test_profiles_replace_resources_and_add_spark_settings():
     expected = r"job 'train' has no profile 'tpu'; its profiles are \['cpu', 'gpu'\]"
     with pytest.raises(SparkApplicationSpecError, match=expected):
         job.with_profile("tpu")
+
+
+def job_with(**fields) -> SparkJob:
+    return SparkJob(**{"name": "f", "main_application_file": "x.py", "image": "i", **fields})
+
+
+def executor_placed(**placement) -> SparkJob:
+    from sparkapp.application import Placement
+
+    return job_with(executor=PodResources(placement=Placement(**placement)))
+
+
+def driver_placed(**placement) -> SparkJob:
+    from sparkapp.application import Placement
+
+    return job_with(driver=PodResources(placement=Placement(**placement)))
+
+
+def tolerating(**toleration) -> SparkJob:
+    from sparkapp.application import Toleration
+
+    return executor_placed(tolerations=(Toleration(**toleration),))
+
+
+def gang(**scheduler) -> SparkJob:
+    from sparkapp.application import BatchScheduler
+
+    return job_with(batch_scheduler=BatchScheduler(**scheduler))
+
+
+@pytest.mark.parametrize(
+    ("job", "message"),
+    [
+        (job_with(image=""), "image must be an image reference such as 'ghcr.io/org/spark:1.0', got ''"),
+        (job_with(image="a b:1"), "image must be an image reference such as 'ghcr.io/org/spark:1.0', got "
+                                  "'a b:1'"),
+        (job_with(executor=PodResources(memory_overhead="6GB")),
+         "executor.memory_overhead must be a positive size with a unit k, m, g or t (e.g. '2g'), got '6GB'"),
+        (executor_placed(node_selector={"nvidia.com/gpu present": "true"}),
+         "executor.placement.node_selector key must be a label key such as 'nvidia.com/gpu.present', "
+         "got 'nvidia.com/gpu present'"),
+        (executor_placed(node_selector={"nvidia.com/gpu.present": True}),
+         "executor.placement.node_selector['nvidia.com/gpu.present'] must be a label value (a string of at "
+         "most 63 letters, digits, '-', '_' or '.'), got True"),
+        (executor_placed(node_selector={"pool": "-gpu"}),
+         "executor.placement.node_selector['pool'] must be a label value"),
+        (executor_placed(tolerations=({"key": "nvidia.com/gpu"},)),
+         "executor.placement.tolerations[0] must be a Toleration, got {'key': 'nvidia.com/gpu'}"),
+        (tolerating(key="nvidia.com/gpu", operator="In"),
+         "executor.placement.tolerations[0].operator must be 'Equal' or 'Exists', got 'In'"),
+        (tolerating(key="nvidia.com/gpu", operator="Exists", effect="NoSchedul"),
+         "executor.placement.tolerations[0].effect must be one of ['NoSchedule', 'PreferNoSchedule', "
+         "'NoExecute'] or None (every effect), got 'NoSchedul'"),
+        (tolerating(key="nvidia.com/gpu", operator="Exists", value="present"),
+         "executor.placement.tolerations[0].value must be empty with operator 'Exists', got 'present'"),
+        (tolerating(key="", operator="Equal", value="x"),
+         "executor.placement.tolerations[0] has no key, so its operator must be 'Exists' (tolerate every "
+         "taint), got 'Equal'"),
+        (tolerating(key="nvidia.com/ gpu", operator="Exists"),
+         "executor.placement.tolerations[0].key must be a label key such as 'nvidia.com/gpu', "
+         "got 'nvidia.com/ gpu'"),
+        (tolerating(key="gpu", value="a" * 64),
+         "executor.placement.tolerations[0].value must be a label value"),
+        (tolerating(key="gpu", operator="Exists", effect="NoSchedule", toleration_seconds=60),
+         "executor.placement.tolerations[0].toleration_seconds needs effect 'NoExecute', got effect "
+         "'NoSchedule'"),
+        (tolerating(key="gpu", operator="Exists", effect="NoExecute", toleration_seconds=-1),
+         "executor.placement.tolerations[0].toleration_seconds must be an integer >= 0, got -1"),
+        (driver_placed(priority_class_name="High-Priority"),
+         "driver.placement.priority_class_name must be a PriorityClass name (lowercase letters, digits, '-' "
+         "and '.'), got 'High-Priority'"),
+        (gang(name="kube-batch"),
+         "batch_scheduler.name must be one of ['volcano', 'yunikorn'], got 'kube-batch'"),
+        (gang(name="volcano", queue="GPU queue"),
+         "batch_scheduler.queue must name a Volcano Queue (lowercase letters, digits, '-' and '.'), "
+         "got 'GPU queue'"),
+        (gang(name="yunikorn", queue="root/gpu"),
+         "batch_scheduler.queue must be a YuniKorn queue path usable as a label value, such as "
+         "'root.default', got 'root/gpu'"),
+        (gang(name="yunikorn", priority_class_name="ml-training"),
+         "batch_scheduler.priority_class_name is used only by Volcano; yunikorn ignores it"),
+        (gang(name="yunikorn", resources={"nvidia.com/gpu": "2"}),
+         "batch_scheduler.resources is used only by Volcano; yunikorn ignores it"),
+        (gang(name="volcano", priority_class_name="ML"),
+         "batch_scheduler.priority_class_name must be a PriorityClass name"),
+        (gang(name="volcano", resources={"nvidia.com/gpu": 2}),
+         "batch_scheduler.resources['nvidia.com/gpu'] must be a Kubernetes quantity string such as '2', "
+         "'500m' or '16Gi', got 2"),
+        (gang(name="volcano", resources={"nvidia.com/gpu": "-2"}),
+         "batch_scheduler.resources['nvidia.com/gpu'] must be a Kubernetes quantity string"),
+        (gang(name="volcano", resources={"GPU": "2"}),
+         "batch_scheduler.resources key must be a resource name such as 'cpu' or 'nvidia.com/gpu', "
+         "got 'GPU'"),
+        (job_with(jars=("rapids-4-spark_2.13-26.10.0.jar",)),
+         "jars[0] must be the URI of a .jar file with a scheme (local://, https://, s3a://, ...), "
+         "got 'rapids-4-spark_2.13-26.10.0.jar'"),
+        (job_with(jars=("local:///opt/a.jar", "https://repo.example/lib.zip")),
+         "jars[1] must be the URI of a .jar file"),
+        (job_with(jars=("http://repo.example/lib.jar",)),
+         "jars[0] 'http://repo.example/lib.jar' would be downloaded unencrypted and run on every executor: "
+         "use https://"),
+        (job_with(spark_conf={"spark.executor.resource.gpu.amount": "1"}),
+         "sparkConf spark.executor.resource.gpu.amount is '1' but the executor has no gpu: set executor.gpu "
+         "(e.g. Gpu(name='nvidia.com/gpu', quantity=1))"),
+        (job_with(executor=PodResources(gpu=Gpu(name="nvidia.com/gpu", quantity=1)),
+                  spark_conf={"spark.executor.resource.gpu.amount": "2"}),
+         "executor.gpu.quantity is 1 but sparkConf spark.executor.resource.gpu.amount is '2': they must be "
+         "equal"),
+        (job_with(executor=PodResources(gpu=Gpu(name="nvidia.com/gpu", quantity=1)),
+                  spark_conf={"spark.executor.resource.gpu.vendor": "amd.com"}),
+         "executor.gpu.name is 'nvidia.com/gpu' but sparkConf spark.executor.resource.gpu.vendor is "
+         "'amd.com': the vendor must be the resource's domain, 'nvidia.com'"),
+    ],
+)
+def test_bad_image_placement_scheduling_jars_or_gpu_settings_fail_naming_the_field(job, message):
+    with pytest.raises(SparkApplicationSpecError) as raised:
+        render_manifest(job, name="f-20130630-abcdef12", namespace="ml-dev")
+    assert message in str(raised.value)
+
+
+def test_placement_scheduling_and_jars_render_into_the_crd_fields():
+    from sparkapp.application import BatchScheduler, Placement, Toleration
+
+    job = SparkJob(
+        name="train", main_application_file="spark_jobs/train.py", image="registry.example/spark:1",
+        driver=PodResources(cores=1, memory="2g", memory_overhead="1g",
+                            placement=Placement(priority_class_name="ml-training")),
+        executor=PodResources(
+            cores=4, memory="8g", gpu=Gpu(name="nvidia.com/gpu", quantity=1), memory_overhead="6g",
+            placement=Placement(
+                node_selector={"nvidia.com/gpu.present": "true"},
+                tolerations=(Toleration(key="nvidia.com/gpu", operator="Exists", effect="NoSchedule"),
+                             Toleration(key="pool", value="gpu"),
+                             Toleration(key="node.kubernetes.io/unreachable", operator="Exists",
+                                        effect="NoExecute", toleration_seconds=300),
+                             Toleration(operator="Exists")),
+                priority_class_name="ml-training",
+            ),
+        ),
+        executor_instances=2,
+        jars=("https://repo1.maven.org/maven2/com/nvidia/rapids-4-spark_2.13/26.10.0/"
+              "rapids-4-spark_2.13-26.10.0.jar",),
+        batch_scheduler=BatchScheduler(name="volcano", queue="gpu-training",
+                                       priority_class_name="ml-training",
+                                       resources={"nvidia.com/gpu": "2", "cpu": "9", "memory": "34Gi"}),
+    )
+    spec = render_manifest(job, name="train-20130630-abcdef12", namespace="ml-prod")["spec"]
+    assert spec["driver"] == {"cores": 1, "memory": "2g", "memoryOverhead": "1g",
+                              "priorityClassName": "ml-training", "serviceAccount": "spark", "labels": {}}
+    assert spec["executor"] == {
+        "cores": 4, "memory": "8g", "gpu": {"name": "nvidia.com/gpu", "quantity": 1}, "memoryOverhead": "6g",
+        "nodeSelector": {"nvidia.com/gpu.present": "true"},
+        "tolerations": [
+            {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
+            {"key": "pool", "operator": "Equal", "value": "gpu"},
+            {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute",
+             "tolerationSeconds": 300},
+            {"operator": "Exists"},
+        ],
+        "priorityClassName": "ml-training", "instances": 2, "labels": {},
+    }
+    assert spec["deps"] == {"pyFiles": [], "jars": [
+        "https://repo1.maven.org/maven2/com/nvidia/rapids-4-spark_2.13/26.10.0/rapids-4-spark_2.13-26.10.0.jar"]}
+    assert (spec["batchScheduler"], spec["batchSchedulerOptions"]) == (
+        "volcano", {"queue": "gpu-training", "priorityClassName": "ml-training",
+                    "resources": {"nvidia.com/gpu": "2", "cpu": "9", "memory": "34Gi"}})
+    assert "nodeSelector" not in spec  # only per role: the webhook refuses both levels at once
+
+
+def test_yunikorn_without_options_renders_only_the_scheduler_name():
+    from sparkapp.application import BatchScheduler
+
+    spec = render_manifest(job_with(batch_scheduler=BatchScheduler(name="yunikorn")),
+                           name="f-20130630-abcdef12", namespace="ml-dev")["spec"]
+    assert spec["batchScheduler"] == "yunikorn" and "batchSchedulerOptions" not in spec
+
+
+def test_a_profile_replaces_image_and_scheduler_and_adds_its_jars_after_the_jobs():
+    from sparkapp.application import BatchScheduler, ResourceProfile
+
+    volcano, yunikorn = BatchScheduler(name="volcano", queue="gpu"), BatchScheduler(name="yunikorn")
+    job = SparkJob(name="train", main_application_file="x.py", image="cpu:1", jars=("local:///opt/a.jar",),
+                   batch_scheduler=yunikorn, profiles={
+                       "gpu": ResourceProfile(driver=PodResources(), executor=PodResources(), image="gpu:1",
+                                              jars=("local:///opt/a.jar", "https://repo.example/b.jar"),
+                                              batch_scheduler=volcano),
+                       "plain": ResourceProfile(driver=PodResources(), executor=PodResources()),
+                   })
+    on_gpu, plain = job.with_profile("gpu"), job.with_profile("plain")
+    assert (on_gpu.image, on_gpu.jars, on_gpu.batch_scheduler) == (
+        "gpu:1", ("local:///opt/a.jar", "https://repo.example/b.jar"), volcano)
+    assert (plain.image, plain.jars, plain.batch_scheduler) == ("cpu:1", ("local:///opt/a.jar",), yunikorn)
+    rendered = render_manifest(on_gpu, name="train-20130630-abcdef12", namespace="ml-dev")
+    assert rendered["spec"]["image"] == "gpu:1"
+
+
+def test_a_job_without_the_new_fields_renders_exactly_as_before():
+    # Same spec, same hash: applications created before these fields existed are still adopted.
+    spec = render_manifest(JOB, name="features-20130630-abcdef12", namespace="ml-dev")["spec"]
+    assert not {"batchScheduler", "batchSchedulerOptions", "nodeSelector"} & set(spec)
+    assert spec["deps"] == {"pyFiles": ["local:///opt/spark/work-dir/deps/lib.zip"]}
+    assert spec_hash(spec) == "d47979f28c85159b"  # the hash the code before them gave

@@ -57,6 +57,43 @@ def test_validation_application_validates_the_days_the_run_ingests(tmp_path, mon
                                       "--reference"]
 
 
+def a_features_manifest() -> dict:
+    from flight_delays.jobs import FEATURES_JOB
+    from sparkapp.application import render_manifest
+
+    return render_manifest(FEATURES_JOB, name="features-20130630-abcdef12", namespace="ml-dev")
+
+
+def undeclared_fields(instance, schema: dict, path: str = "") -> list[str]:
+    """Paths in ``instance`` that ``schema`` does not declare.
+
+    The CRD's objects do not forbid unknown fields (no ``additionalProperties: false``), so
+    ``jsonschema`` passes a misspelt field; the API server would prune it silently.
+    """
+    if isinstance(instance, dict) and "properties" in schema:
+        found = []
+        for key, value in instance.items():
+            if key in schema["properties"]:
+                found += undeclared_fields(value, schema["properties"][key], f"{path}.{key}")
+            elif not (schema.get("additionalProperties")
+                      or schema.get("x-kubernetes-preserve-unknown-fields")):
+                found.append(f"{path}.{key}")
+        return found
+    if isinstance(instance, list) and "items" in schema:
+        return [found for i, item in enumerate(instance)
+                for found in undeclared_fields(item, schema["items"], f"{path}[{i}]")]
+    return []
+
+
+def test_undeclared_fields_finds_a_misspelt_field(crd_schema):
+    manifest = a_features_manifest()
+    manifest["spec"]["executor"]["priorityClass"] = "ml-training"
+    manifest["spec"]["executor"]["tolerations"] = [{"key": "a", "operator": "Exists", "efect": "NoSchedule"}]
+    jsonschema.validate(manifest, crd_schema)  # the schema alone lets both through
+    assert undeclared_fields(manifest, crd_schema) == [".spec.executor.priorityClass",
+                                                       ".spec.executor.tolerations[0].efect"]
+
+
 @pytest.mark.parametrize("conf", [None, {"device": "cuda"}, {"window_days": 120, "history_days": 60}])
 def test_every_profile_of_every_job_validates_against_the_crd(crd_schema, conf):
     from flight_delays.manifests import render_run
@@ -66,10 +103,70 @@ def test_every_profile_of_every_job_validates_against_the_crd(crd_schema, conf):
                                  "submit_validation.cpu"]
     for manifest in manifests.values():
         jsonschema.validate(manifest, crd_schema)
+        assert undeclared_fields(manifest, crd_schema) == []
     gpu = manifests["submit_training.gpu"]["spec"]
     assert gpu["executor"]["gpu"] == {"name": "nvidia.com/gpu", "quantity": 1}
     assert gpu["sparkConf"]["spark.executor.resource.gpu.amount"] == "1"
     assert "gpu" not in manifests["submit_training.cpu"]["spec"]["executor"]
+    assert gpu["sparkConf"]["spark.plugins"] == "com.nvidia.spark.SQLPlugin"
+    assert gpu["deps"]["jars"] == ["https://repo1.maven.org/maven2/com/nvidia/rapids-4-spark_2.13/26.10.0/"
+                                   "rapids-4-spark_2.13-26.10.0.jar"]
+    assert (gpu["executor"]["nodeSelector"], gpu["executor"]["tolerations"]) == (
+        {"nvidia.com/gpu.present": "true"},
+        [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}])
+    assert gpu["driver"]["priorityClassName"] == gpu["executor"]["priorityClassName"] == "ml-training"
+    assert "nodeSelector" not in gpu["driver"]  # the driver needs no GPU node
+    for key, manifest in manifests.items():
+        if key != "submit_training.gpu":
+            spec = manifest["spec"]
+            assert "jars" not in spec["deps"] and "batchScheduler" not in spec, key
+            assert not {"nodeSelector", "tolerations", "priorityClassName"} & set(spec["executor"]), key
+
+
+@pytest.mark.parametrize("scheduler", [
+    {"name": "volcano", "queue": "gpu-training", "priority_class_name": "ml-training",
+     "resources": {"nvidia.com/gpu": "2", "cpu": "9", "memory": "34Gi"}},
+    {"name": "yunikorn", "queue": "root.gpu"},
+])
+def test_gang_scheduled_gpu_training_validates_against_the_crd(crd_schema, scheduler):
+    from dataclasses import replace
+
+    from flight_delays.jobs import GPU_TRAINING, TRAIN_JOB
+    from sparkapp.application import BatchScheduler, render_manifest
+
+    profile = replace(GPU_TRAINING, batch_scheduler=BatchScheduler(**scheduler))
+    job = replace(TRAIN_JOB, profiles={"gpu": profile}).with_profile("gpu")
+    manifest = render_manifest(job, name="train-20130630-abcdef12", namespace="ml-prod")
+    jsonschema.validate(manifest, crd_schema)
+    assert undeclared_fields(manifest, crd_schema) == []
+    assert manifest["spec"]["batchScheduler"] == scheduler["name"]
+
+
+@pytest.mark.parametrize(("quantity", "crd_accepts", "we_accept"), [
+    ("2", True, True), ("500m", True, True), ("16Gi", True, True), ("1.5", True, True), ("1e3", True, True),
+    ("two", False, False), ("2 Gi", False, False), ("16GiB", False, False),
+    ("-2", True, False),  # the CRD's pattern allows a sign; a negative minimum makes no sense
+])
+def test_batch_scheduler_resources_are_checked_like_the_crd_checks_them(crd_schema, quantity, crd_accepts,
+                                                                          we_accept):
+    from sparkapp.application import BatchScheduler, SparkApplicationSpecError
+
+    manifest = a_features_manifest()
+    manifest["spec"].update(batchScheduler="volcano",
+                            batchSchedulerOptions={"resources": {"nvidia.com/gpu": quantity}})
+    try:
+        jsonschema.validate(manifest, crd_schema)
+    except jsonschema.ValidationError:
+        crd_accepted = False
+    else:
+        crd_accepted = True
+    try:
+        BatchScheduler(name="volcano", resources={"nvidia.com/gpu": quantity}).validate()
+    except SparkApplicationSpecError:
+        accepted = False
+    else:
+        accepted = True
+    assert (crd_accepted, accepted) == (crd_accepts, we_accept)
 
 
 def test_the_device_param_picks_the_training_profile():

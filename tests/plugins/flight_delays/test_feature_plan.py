@@ -1,0 +1,60 @@
+"""Features are incremental: which days a run's feature job computes."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+
+from flight_delays.settings import DataLayout, RunWindow
+from flight_delays.tasks import feature_plan
+
+DAY = date(2013, 6, 30)
+WINDOW = RunWindow.for_day(DAY, window_days=28, history_days=14)  # features for 06-03 .. 06-30
+
+
+@pytest.fixture
+def layout(tmp_path) -> DataLayout:
+    return DataLayout(tmp_path / "data")
+
+
+def with_features(layout: DataLayout, *days: date) -> None:
+    for day in days:
+        layout.feature_partition(day).mkdir(parents=True)
+        (layout.feature_partition(day) / "part-00000.parquet").write_bytes(b"")
+
+
+def window_days() -> list[date]:
+    return [WINDOW.train_start + timedelta(days=i) for i in range(28)]
+
+
+def test_the_first_run_computes_the_whole_window(layout):
+    assert feature_plan(layout, WINDOW, WINDOW.raw_days(), 14) == {
+        "feature_start": "2013-06-03", "feature_history_start": "2013-05-20"}
+
+
+def test_a_nightly_run_computes_its_own_day_only(layout):
+    with_features(layout, *window_days()[:-1])  # everything up to yesterday
+    assert feature_plan(layout, WINDOW, [DAY], 14) == {
+        "feature_start": "2013-06-30", "feature_history_start": "2013-06-16"}
+
+
+def test_a_missing_day_is_filled_in(layout):
+    with_features(layout, *(d for d in window_days() if d != date(2013, 6, 25)))
+    assert feature_plan(layout, WINDOW, [DAY], 14)["feature_start"] == "2013-06-25"
+
+
+def test_a_reingested_day_makes_the_days_whose_history_it_is_stale(layout):
+    with_features(layout, *window_days())
+    # Raw 06-10 changed: the features of 06-10 .. 06-24 read it (14 days of history).
+    assert feature_plan(layout, WINDOW, [date(2013, 6, 10), DAY], 14)["feature_start"] == "2013-06-10"
+    # A history day before the window changed: the window's first days read it.
+    assert feature_plan(layout, WINDOW, [date(2013, 5, 25), DAY], 14)["feature_start"] == "2013-06-03"
+    # Too old to matter: 05-19 is more than 14 days before the window's first day.
+    assert feature_plan(layout, WINDOW, [date(2013, 5, 19), DAY], 14)["feature_start"] == "2013-06-30"
+
+
+def test_an_empty_partition_folder_is_not_features(layout):
+    with_features(layout, *window_days()[:-1])
+    layout.feature_partition(date(2013, 6, 29)).joinpath("part-00000.parquet").unlink()
+    assert feature_plan(layout, WINDOW, [DAY], 14)["feature_start"] == "2013-06-29"
