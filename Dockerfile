@@ -6,6 +6,11 @@ FROM apache/airflow:3.3.2-python3.11
 # which would overwrite pyspark's files, out). Installed as the image's airflow user.
 COPY --chown=airflow:0 requirements.txt /tmp/requirements.txt
 RUN pip install --no-cache-dir --no-deps -r /tmp/requirements.txt
+# PyTorch's CPU build: the promotion gate loads torch models to score them. The CPU index keeps the
+# several GB of CUDA packages of PyPI's build out of the image (it also serves the pinned dependencies).
+COPY --chown=airflow:0 requirements-torch.txt /tmp/requirements-torch.txt
+RUN pip install --no-cache-dir --no-deps --index-url https://download.pytorch.org/whl/cpu \
+      -r /tmp/requirements-torch.txt
 
 COPY --chown=airflow:0 dags/ /opt/airflow/dags/
 COPY --chown=airflow:0 plugins/ /opt/airflow/plugins/

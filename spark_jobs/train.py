@@ -120,11 +120,12 @@ def fit_xgboost(split: DataFrame, args: argparse.Namespace):
     classifier = SparkXGBClassifier(
         features_col=list(FEATURE_COLUMNS), label_col=LABEL_COLUMN, missing=float("nan"),
         validation_indicator_col="is_validation", eval_metric="logloss", verbose_eval=False,
-        # Round-robin rows over the workers: xgboost 3.2's data loader fails (KeyError 'values') on a
-        # partition without validation rows, which date-ordered file partitions produce.
         force_repartition=True, **params,
     )
-    fitting = split.where(F.col(SPLIT) != "test").withColumn("is_validation", F.col(SPLIT) == "validation")
+    # xgboost 3.2's data loader fails (KeyError 'values') on any Arrow batch without validation rows,
+    # which day-ordered files produce: shuffle the rows so that every batch mixes the two.
+    fitting = (split.where(F.col(SPLIT) != "test")
+               .withColumn("is_validation", F.col(SPLIT) == "validation").orderBy(F.rand(seed=13)))
     model = classifier.fit(fitting)
     booster = model.get_booster()
     best_iteration = int(booster.attr("best_iteration") or booster.num_boosted_rounds() - 1)

