@@ -83,6 +83,9 @@ with DAG(
                                        description="Boosting rounds (xgboost) or epochs (torch) without a "
                                                    "better validation log loss before training stops."),
         "epochs": Param(30, type="integer", minimum=1, maximum=1000, title="Epochs (torch)"),
+        "distributor": Param("torch", type="string", enum=["torch", "horovod"], title="Distributor (torch)",
+                             description="torch: Spark's TorchDistributor. horovod: Horovod on Spark "
+                                         "(build it with `make horovod`; not in the job images)."),
         "torch_learning_rate": Param(0.001, type="number", exclusiveMinimum=0, maximum=1,
                                      title="Learning rate (torch)", description="Adam's step size."),
         "promotion_policy": Param("auto", type="string", enum=["auto", "never", "force"],
@@ -169,6 +172,7 @@ with DAG(
             "--early-stopping-rounds", "{{ params.early_stopping_rounds }}",
             "--epochs", "{{ params.epochs }}",
             "--torch-learning-rate", "{{ params.torch_learning_rate }}",
+            "--distributor", "{{ params.distributor }}",
             "--mlflow-tracking-uri", "{{ settings.mlflow_tracking_uri() }}",
             "--mlflow-experiment", settings.EXPERIMENT_NAME,
             "--mlflow-artifact-location", "{{ settings.mlflow_artifact_location() }}",

@@ -1,9 +1,14 @@
-"""PyTorch trainer of the delay model: a small MLP trained with DDP under Spark's ``TorchDistributor``.
+"""PyTorch trainer of the delay model: a small MLP trained on several processes by one of two backends.
 
-The training and validation rows are collected to the driver (a window of flights is a few hundred
+``DISTRIBUTORS``: Spark's ``TorchDistributor`` (``"torch"``, DDP; the default) or Horovod on Spark
+(``"horovod"``, ``horovod.spark.run``; optional, built by ``make horovod``, see docs/HOROVOD.md). The
+training and validation rows are collected to the driver (a window of flights is a few hundred
 thousand rows of 22 doubles at most) and handed to every training process, which reads its share of
-each epoch through a ``DistributedSampler``. ``TorchDistributor`` brings back rank 0's result: the
-weights of the epoch with the lowest validation log loss, and the per-epoch losses.
+each epoch through a ``DistributedSampler``. The model, its standardisation, the training loop and the
+early stopping are the same code under both (``_fit``); only starting the processes, keeping their
+replicas equal and summing their losses differ (``_torch_worker``, ``_horovod_worker``). Rank 0's
+result comes back: the weights of the epoch with the lowest validation log loss, and the per-epoch
+losses.
 
 How the training job's options map onto ``TorchDistributor``:
 
@@ -16,6 +21,10 @@ How the training job's options map onto ``TorchDistributor``:
   executors need N free task slots at once), each starting one process per GPU it owns. With
   ``use_gpu`` set ``spark.executor.resource.gpu.amount`` and ``spark.task.resource.gpu.amount`` (1:
   one GPU per task and process); ``num_processes`` must be a multiple of the latter.
+
+Under Horovod every process runs in a Spark task (local master or cluster alike), so ``num_processes``
+tasks must find free slots at once; they talk over Gloo. With ``use_gpu`` process ``i`` takes
+``cuda:hvd.local_rank()``, which needs a Horovod built with CUDA (``make horovod`` builds a CPU one).
 """
 
 from __future__ import annotations
@@ -33,13 +42,22 @@ from spark_jobs.features import FEATURE_COLUMNS, LABEL_COLUMN
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
+    from types import ModuleType
 
     import pandas as pd
     import torch
     from mlflow.models import ModelInfo, ModelSignature
     from pyspark.sql import DataFrame, SparkSession
 
+    #: A backend's versions of the module to train and of its optimiser (see _fit).
+    _Distribute = Callable[[torch.nn.Module, torch.optim.Optimizer],
+                           tuple[torch.nn.Module, torch.optim.Optimizer]]
+
 log = logging.getLogger(__name__)
+
+#: What can run the training processes (``train_torch(distributor=...)``): Spark's TorchDistributor,
+#: or Horovod on Spark.
+DISTRIBUTORS = ("torch", "horovod")
 
 
 class TrainingHistory(TypedDict):
@@ -157,12 +175,19 @@ def delay_net(mean: np.ndarray, scale: np.ndarray, hidden_units: Sequence[int]) 
     return delay_net_class(mean, scale, tuple(hidden_units))
 
 
-def worker_device(*, use_gpu: bool) -> torch.device:
-    """The device of this training process: its local rank's GPU when asked for and present, else the CPU."""
+def worker_device(*, use_gpu: bool, local_rank: int | None = None) -> torch.device:
+    """The device of this training process: its local rank's GPU when asked for and present, else the CPU.
+
+    :param use_gpu: whether the process should train on a GPU.
+    :param local_rank: the process's rank among those on its machine; by default ``LOCAL_RANK``, which
+        ``torchrun`` sets (Horovod's workers pass ``hvd.local_rank()``).
+    """
     import torch
 
     if use_gpu and torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        if local_rank is None:
+            local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        return torch.device("cuda", local_rank)
     return torch.device("cpu")
 
 
@@ -181,72 +206,132 @@ def _log_loss_sums(logits_fn: Callable[[torch.Tensor], torch.Tensor], x: torch.T
     return total
 
 
-def _train_worker(data: dict[str, np.ndarray], config: _WorkerConfig) -> dict[str, Any]:
+def _fit(data: dict[str, np.ndarray], config: _WorkerConfig, *, rank: int, world_size: int,
+         device: torch.device, distribute: _Distribute,
+         sum_over_ranks: Callable[[torch.Tensor], torch.Tensor]) -> dict[str, Any]:
+    """One training process, whichever backend runs it: returns its best weights and the history.
+
+    Each process trains on its ``rank``-th share of every epoch and scores its share of the validation
+    set; the backend keeps the replicas equal (``distribute``) and adds up the losses (``sum_over_ranks``),
+    so that every process takes the same early-stopping decision.
+
+    :param data: the training and validation arrays (``x_train``, ``y_train``, ``x_valid``, ``y_valid``).
+    :param config: the model and training settings.
+    :param rank: this process's rank, from 0 to ``world_size - 1``.
+    :param world_size: the number of training processes.
+    :param device: where this process trains.
+    :param distribute: the backend's versions of the module to train and of its optimiser, which start
+        every process from rank 0's weights and average the gradients of all processes at each step.
+    :param sum_over_ranks: the element-wise sum of a tensor over all processes (every process calls it).
+    """
+    import torch
+    from torch.nn.functional import binary_cross_entropy_with_logits
+    from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
+
+    torch.manual_seed(config.seed)
+    net = delay_net(config.mean, config.scale, config.hidden_units).to(device)
+    _, logits_class = _model_classes()
+    module = logits_class(net)
+    model, optimizer = distribute(module, torch.optim.Adam(module.parameters(), lr=config.learning_rate,
+                                                           weight_decay=config.weight_decay))
+    train = TensorDataset(torch.from_numpy(data["x_train"]), torch.from_numpy(data["y_train"]))
+    # The sampler pads every rank to the same number of rows, so all ranks run the same number of
+    # steps (each step's gradient all-reduce needs every rank).
+    sampler = DistributedSampler(train, num_replicas=world_size, rank=rank, shuffle=True, seed=config.seed)
+    loader = DataLoader(train, batch_size=max(1, config.batch_size // world_size), sampler=sampler)
+    x_valid = torch.from_numpy(data["x_valid"][rank::world_size]).to(device)
+    y_valid = torch.from_numpy(data["y_valid"][rank::world_size]).to(device)
+
+    train_losses: list[float] = []
+    valid_losses: list[float] = []
+    best_epoch, best_state = 0, None
+    for epoch in range(1, config.epochs + 1):
+        sampler.set_epoch(epoch)
+        model.train()
+        train_sums = torch.zeros(2, dtype=torch.float64, device=device)
+        for x, y in loader:
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            # No set_to_none=True, torch's default: Horovod's optimiser's zero_grad() takes no argument.
+            optimizer.zero_grad()
+            loss = binary_cross_entropy_with_logits(model(x), y)
+            loss.backward()
+            optimizer.step()
+            train_sums[0] += loss.detach().double() * len(y)
+            train_sums[1] += len(y)
+        model.eval()
+        valid_sums = _log_loss_sums(net.logits, x_valid, y_valid)
+        # Sums of losses and of rows, not means: the exact mean over all rows whatever the shares' sizes.
+        sums = sum_over_ranks(torch.stack([train_sums, valid_sums]))
+        train_losses.append(float(sums[0, 0] / sums[0, 1]))
+        valid_losses.append(float(sums[1, 0] / sums[1, 1]))
+        if best_state is None or valid_losses[-1] < valid_losses[best_epoch - 1]:
+            best_epoch = epoch
+            best_state = {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
+        elif epoch - best_epoch >= config.patience:
+            break
+    history = {"train_log_loss": train_losses, "valid_log_loss": valid_losses, "best_epoch": best_epoch}
+    return {"state_dict": best_state, "history": history}
+
+
+def _torch_worker(data: dict[str, np.ndarray], config: _WorkerConfig) -> dict[str, Any]:
     """One DDP training process (run by ``torchrun``): returns rank 0's best weights and the history."""
     import torch
     import torch.distributed as dist
-    from torch.nn.functional import binary_cross_entropy_with_logits
     from torch.nn.parallel import DistributedDataParallel
-    from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
     device = worker_device(use_gpu=config.use_gpu)
     if device.type == "cuda":
         torch.cuda.set_device(device)
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     try:
-        rank, world_size = dist.get_rank(), dist.get_world_size()
-        torch.manual_seed(config.seed)
-        net = delay_net(config.mean, config.scale, config.hidden_units).to(device)
-        _, logits_class = _model_classes()
-        device_ids = [device.index] if device.type == "cuda" else None
-        model = DistributedDataParallel(logits_class(net), device_ids=device_ids)
-        train = TensorDataset(torch.from_numpy(data["x_train"]), torch.from_numpy(data["y_train"]))
-        # The sampler pads every rank to the same number of rows, so all ranks run the same number of
-        # steps (each step's gradient all-reduce needs every rank).
-        sampler = DistributedSampler(train, num_replicas=world_size, rank=rank, shuffle=True,
-                                     seed=config.seed)
-        loader = DataLoader(train, batch_size=max(1, config.batch_size // world_size), sampler=sampler)
-        # Each rank scores its own slice of the validation set; the sums are all-reduced, so every rank
-        # sees the same loss and takes the same early-stopping decision.
-        x_valid = torch.from_numpy(data["x_valid"][rank::world_size]).to(device)
-        y_valid = torch.from_numpy(data["y_valid"][rank::world_size]).to(device)
-        optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate,
-                                     weight_decay=config.weight_decay)
+        def distribute(module: torch.nn.Module,
+                       optimizer: torch.optim.Optimizer) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+            # DDP copies rank 0's weights to the other ranks and averages the gradients in backward().
+            device_ids = [device.index] if device.type == "cuda" else None
+            return DistributedDataParallel(module, device_ids=device_ids), optimizer
 
-        train_losses: list[float] = []
-        valid_losses: list[float] = []
-        best_epoch, best_state = 0, None
-        for epoch in range(1, config.epochs + 1):
-            sampler.set_epoch(epoch)
-            model.train()
-            train_sums = torch.zeros(2, dtype=torch.float64, device=device)
-            for x, y in loader:
-                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-                optimizer.zero_grad(set_to_none=True)
-                loss = binary_cross_entropy_with_logits(model(x), y)
-                loss.backward()
-                optimizer.step()
-                train_sums[0] += loss.detach().double() * len(y)
-                train_sums[1] += len(y)
-            model.eval()
-            valid_sums = _log_loss_sums(net.logits, x_valid, y_valid)
-            sums = torch.stack([train_sums, valid_sums])
-            dist.all_reduce(sums)
-            train_losses.append(float(sums[0, 0] / sums[0, 1]))
-            valid_losses.append(float(sums[1, 0] / sums[1, 1]))
-            if best_state is None or valid_losses[-1] < valid_losses[best_epoch - 1]:
-                best_epoch = epoch
-                best_state = {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
-            elif epoch - best_epoch >= config.patience:
-                break
-        history = {"train_log_loss": train_losses, "valid_log_loss": valid_losses, "best_epoch": best_epoch}
-        result = [{"state_dict": best_state, "history": history}]
+        def sum_over_ranks(tensor: torch.Tensor) -> torch.Tensor:
+            dist.all_reduce(tensor)
+            return tensor
+
+        result = [_fit(data, config, rank=dist.get_rank(), world_size=dist.get_world_size(), device=device,
+                       distribute=distribute, sum_over_ranks=sum_over_ranks)]
         # TorchDistributor's launcher has every process write its return value to the same file, so
         # they all return rank 0's result (DDP keeps the replicas equal anyway): the file always holds it.
         dist.broadcast_object_list(result, src=0)
         return result[0]
     finally:
         dist.destroy_process_group()
+
+
+def _horovod_worker(data: dict[str, np.ndarray], config: _WorkerConfig) -> dict[str, Any]:
+    """One Horovod training process (a Spark task of ``horovod.spark.run``): its best weights and history."""
+    import horovod.torch as hvd
+    import torch
+
+    hvd.init()
+    try:
+        device = worker_device(use_gpu=config.use_gpu, local_rank=hvd.local_rank())
+        if device.type == "cuda":
+            if not hvd.cuda_built():
+                raise RuntimeError(f"Horovod rank {hvd.rank()} was to train on {device}, but this Horovod "
+                                   "was built without CUDA: build it with HOROVOD_GPU_OPERATIONS=NCCL "
+                                   "(docs/HOROVOD.md) or train on the CPU")
+            torch.cuda.set_device(device)
+
+        def distribute(module: torch.nn.Module,
+                       optimizer: torch.optim.Optimizer) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+            optimizer = hvd.DistributedOptimizer(optimizer, named_parameters=module.named_parameters())
+            hvd.broadcast_parameters(module.state_dict(), root_rank=0)
+            # No hvd.broadcast_optimizer_state: a new optimiser is the same on every rank, and Horovod
+            # fills a new one's state by taking a step with zero gradients, which would count as Adam's
+            # first step and, with weight decay, move the weights before training.
+            return module, optimizer
+
+        return _fit(data, config, rank=hvd.rank(), world_size=hvd.size(), device=device,
+                    distribute=distribute, sum_over_ranks=lambda tensor: hvd.allreduce(tensor, op=hvd.Sum))
+    finally:
+        hvd.shutdown()
 
 
 def to_numpy(frame: DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -273,32 +358,53 @@ def is_local_master(spark: SparkSession) -> bool:
 def _pickled_by_value() -> Iterator[None]:
     """Ship this module's code with the training function instead of a reference to it.
 
-    ``TorchDistributor`` cloudpickles the function for ``torchrun`` processes (and, on a cluster, for
-    executors) whose ``PYTHONPATH`` need not hold this project.
+    ``TorchDistributor`` (with pyspark's copy of cloudpickle) and ``horovod.spark`` (with cloudpickle
+    itself) pickle the function for processes whose ``PYTHONPATH`` need not hold this project:
+    ``torchrun``'s, and on a cluster the executors' (Horovod's always run in Spark tasks).
     """
-    from pyspark import cloudpickle
+    import cloudpickle
+    from pyspark import cloudpickle as pyspark_cloudpickle
 
     module = sys.modules[__name__]
-    cloudpickle.register_pickle_by_value(module)
+    picklers = (pyspark_cloudpickle, cloudpickle)
+    for pickler in picklers:
+        pickler.register_pickle_by_value(module)
     try:
         yield
     finally:
-        cloudpickle.unregister_pickle_by_value(module)
+        for pickler in picklers:
+            pickler.unregister_pickle_by_value(module)
+
+
+def _horovod_spark() -> ModuleType:
+    """``horovod.spark``, once Horovod's PyTorch extension is known to load (on the driver)."""
+    try:
+        import horovod.spark
+        import horovod.torch  # the workers' import: fail here rather than in every Spark task
+    except ImportError as error:
+        raise ImportError(
+            "distributor='horovod' needs Horovod with its PyTorch extension, which does not import "
+            f"({error}): run `make horovod` to build it into the project's virtual environment "
+            "(docs/HOROVOD.md)"
+        ) from error
+    return horovod.spark
 
 
 def train_torch(train: DataFrame, valid: DataFrame, *, num_processes: int = 2, use_gpu: bool = False,
                 epochs: int = 30, batch_size: int = 512, learning_rate: float = 1e-3,
                 hidden_units: Sequence[int] = (64, 32), weight_decay: float = 0.0, patience: int = 5,
-                seed: int = 42) -> tuple[torch.nn.Module, TrainingHistory]:
-    """Train the delay model with ``TorchDistributor``; return it (on the CPU, in eval mode) and its history.
+                seed: int = 42, distributor: str = "torch") -> tuple[torch.nn.Module, TrainingHistory]:
+    """Train the delay model on several processes; return it (on the CPU, in eval mode) and its history.
 
     Training stops after ``patience`` epochs without a lower validation log loss; the returned weights
-    are those of the best epoch.
+    are those of the best epoch. Both distributors run the same training: only how the processes are
+    started and how they exchange gradients and losses differ.
 
     :param train: training rows: ``FEATURE_COLUMNS`` (doubles, NaN or null = missing) and ``is_delayed``.
     :param valid: validation rows, same columns; they choose the epoch.
-    :param num_processes: training processes (``--num-workers``): local processes under a local master,
-        barrier tasks on a cluster.
+    :param num_processes: training processes (``--num-workers``). With ``TorchDistributor``: local
+        processes under a local master, barrier tasks on a cluster. With Horovod: Spark tasks, which must
+        all find a free task slot at once (``local[N]`` has N).
     :param use_gpu: one GPU per process with NCCL (``--device cuda``); CPU and gloo otherwise.
     :param epochs: the most epochs to run.
     :param batch_size: rows per optimiser step over all processes (each takes its share), so that the
@@ -308,9 +414,14 @@ def train_torch(train: DataFrame, valid: DataFrame, *, num_processes: int = 2, u
     :param weight_decay: Adam's L2 penalty.
     :param patience: epochs without improvement before stopping.
     :param seed: seeds the weights and the shuffling.
+    :param distributor: what runs the processes, one of ``DISTRIBUTORS``: ``"torch"``, Spark's
+        ``TorchDistributor`` (DDP); ``"horovod"``, ``horovod.spark.run`` (Horovod over Gloo, built by
+        ``make horovod``).
     """
-    from pyspark.ml.torch.distributor import TorchDistributor
-
+    if distributor not in DISTRIBUTORS:
+        raise ValueError(f"unknown distributor {distributor!r}: expected one of {', '.join(DISTRIBUTORS)}")
+    if distributor == "horovod":
+        horovod_spark = _horovod_spark()  # before collecting the data
     x_train, y_train = to_numpy(train)
     x_valid, y_valid = to_numpy(valid)
     if not len(x_train) or not len(x_valid):
@@ -321,12 +432,20 @@ def train_torch(train: DataFrame, valid: DataFrame, *, num_processes: int = 2, u
                            batch_size=batch_size, learning_rate=learning_rate, weight_decay=weight_decay,
                            patience=patience, seed=seed, use_gpu=use_gpu)
     data = {"x_train": x_train, "y_train": y_train, "x_valid": x_valid, "y_valid": y_valid}
-    local_mode = is_local_master(train.sparkSession)
-    log.info("Training on %d rows (%d validation) with %d %s process(es), local_mode=%s",
-             len(x_train), len(x_valid), num_processes, "GPU" if use_gpu else "CPU", local_mode)
-    distributor = TorchDistributor(num_processes=num_processes, local_mode=local_mode, use_gpu=use_gpu)
+    log.info("Training on %d rows (%d validation) with %d %s process(es) under %s", len(x_train),
+             len(x_valid), num_processes, "GPU" if use_gpu else "CPU", distributor)
     with _pickled_by_value():
-        result = distributor.run(_train_worker, data, config)
+        if distributor == "horovod":
+            # One result per rank, in rank order; the ranks' weights are equal (the gradients are averaged).
+            result = horovod_spark.run(_horovod_worker, args=(data, config), num_proc=num_processes,
+                                       use_gloo=True, verbose=0)[0]
+        else:
+            from pyspark.ml.torch.distributor import TorchDistributor
+
+            local_mode = is_local_master(train.sparkSession)
+            log.info("TorchDistributor local_mode=%s", local_mode)
+            result = TorchDistributor(num_processes=num_processes, local_mode=local_mode,
+                                      use_gpu=use_gpu).run(_torch_worker, data, config)
 
     model = delay_net(mean, scale, hidden_units)
     model.load_state_dict(result["state_dict"])

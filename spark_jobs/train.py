@@ -6,8 +6,8 @@ training set. Two trainers share everything else (``--trainer``):
 
 - ``xgboost``: ``xgboost.spark.SparkXGBClassifier``, ``--num-workers`` Spark tasks, ``--device``
   ``cpu`` or ``cuda``, early stopping on the validation days' log loss;
-- ``torch``: a PyTorch network trained by Spark's ``TorchDistributor`` (``spark_jobs.torch_trainer``),
-  ``--num-workers`` processes, on CUDA with ``--device cuda``.
+- ``torch``: a PyTorch network (``spark_jobs.torch_trainer``) trained by Spark's ``TorchDistributor``
+  or by Horovod on Spark (``--distributor``), ``--num-workers`` processes, on CUDA with ``--device cuda``.
 
 One MLflow run per training, in one experiment per model: parameters, the data window, the Airflow
 dag/run/task ids, the code version, the feature list, the validation verdicts of the input
@@ -78,6 +78,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="rounds (xgboost) or epochs (torch) without a better validation log loss")
     parser.add_argument("--epochs", type=int, default=30, help="torch: most epochs")
     parser.add_argument("--torch-learning-rate", type=float, default=1e-3, help="torch: Adam's step size")
+    parser.add_argument("--distributor", choices=("torch", "horovod"), default="torch",
+                        help="torch: how the training processes are run (TorchDistributor or Horovod)")
     parser.add_argument("--mlflow-tracking-uri", required=True)
     parser.add_argument("--mlflow-experiment", required=True)
     parser.add_argument("--mlflow-artifact-location", default=None,
@@ -146,11 +148,13 @@ def fit_torch(split: DataFrame, args: argparse.Namespace):
     from spark_jobs import torch_trainer
 
     params = {"epochs": args.epochs, "learning_rate": args.torch_learning_rate, "device": args.device,
-              "num_workers": args.num_workers, "early_stopping_rounds": args.early_stopping_rounds}
+              "num_workers": args.num_workers, "early_stopping_rounds": args.early_stopping_rounds,
+              "distributor": args.distributor}
     model, history = torch_trainer.train_torch(
         split.where(F.col(SPLIT) == "train"), split.where(F.col(SPLIT) == "validation"),
         num_processes=args.num_workers, use_gpu=args.device == "cuda", epochs=args.epochs,
         learning_rate=args.torch_learning_rate, patience=args.early_stopping_rounds,
+        distributor=args.distributor,
     )
     test = split.where(F.col(SPLIT) == "test").select(LABEL_COLUMN, "carrier", *FEATURE_COLUMNS).toPandas()
     test[PROBABILITY] = torch_trainer.predict(model, test[list(FEATURE_COLUMNS)])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 
 import numpy as np
 import pandas as pd
@@ -109,6 +110,18 @@ def test_training_needs_validation_rows(spark, data):
     train, valid = data
     with pytest.raises(ValueError, match="2000 training and 0 validation rows"):
         train_torch(train, valid.limit(0))
+
+
+def test_unknown_distributor_is_refused(data):
+    with pytest.raises(ValueError, match="unknown distributor 'mpi': expected one of torch, horovod"):
+        train_torch(*data, distributor="mpi")
+
+
+def test_horovod_distributor_without_horovod_says_how_to_build_it(monkeypatch, data):
+    for module in ("horovod", "horovod.spark", "horovod.torch"):
+        monkeypatch.setitem(sys.modules, module, None)
+    with pytest.raises(ImportError, match=r"distributor='horovod' needs Horovod .* run `make horovod`"):
+        train_torch(*data, distributor="horovod")
 
 
 def test_trained_model_separates_delays(data, trained):
