@@ -10,6 +10,7 @@ VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 UV_VERSION := 0.13.9
 DAY ?= 2013-06-30
+PORT ?= 8080
 
 # The embedded default: everything inside the project's ignored .local/ folder.
 export AIRFLOW_HOME := $(CURDIR)/.local/airflow
@@ -23,14 +24,17 @@ export PYSPARK_PYTHON := $(BIN)/python
 export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help demo test test-fast lint bench manifests lock check-prereqs clean
+.PHONY: help demo test test-fast horovod test-horovod lint bench manifests lock check-prereqs clean
 
 help:
 	@echo "make demo   - set up, then run the retraining DAG once for DAY=$(DAY) and print its report"
 	@echo "make test   - set up, then run the whole test suite (end-to-end runs included)"
+	@echo "make airflow - start a local Airflow (api-server, scheduler, dag-processor, triggerer) on http://127.0.0.1:$(PORT); Ctrl-C stops it all"
+	@echo "make horovod - build Horovod (torch trainer's second backend) into $(VENV); ~4 min once, needs cmake and g++"
+	@echo "make test-horovod - make horovod, then the Horovod backend's tests (left out of make test)"
 	@echo "make lint   - ruff on the code"
 	@echo "make manifests DATE=YYYY-MM-DD - write the SparkApplications of that day's run to build/manifests/"
-	@echo "make bench  - benchmarks: parse time, demo per task vs a plain script, peak memory, waiting, validation engines; ~8 min"
+	@echo "make bench  - benchmarks: parse time, demo per task vs a plain script, peak memory, waiting, validation engines, feature job and trainers; ~20 min"
 	@echo "make lock   - re-resolve requirements.txt and requirements-dev.txt from the .in files"
 	@echo "make clean  - remove .local/ (data, MLflow store, Airflow home) and build/"
 
@@ -66,6 +70,14 @@ test: $(VENV)/.installed
 test-fast: $(VENV)/.installed
 	python -m pytest -m "not e2e"
 
+# Horovod, the torch trainer's optional second backend, built from its sdist with C++17 (docs/HOROVOD.md).
+horovod: $(VENV)/.installed
+	@python -c 'import horovod.torch' 2>/dev/null && echo "Horovod is installed in $(VENV)" \
+	  || scripts/build_horovod.sh $(VENV) build/horovod
+
+test-horovod: horovod
+	python -m pytest -m horovod tests/spark_jobs/test_horovod.py
+
 lint: $(VENV)/.installed
 	ruff check .
 
@@ -77,6 +89,7 @@ bench: $(VENV)/.installed
 	python bench/run_benchmarks.py
 	python bench/bench_waiting.py
 	python bench/bench_validation.py
+	python bench/bench_training.py
 
 lock: $(VENV)/.installed
 	uv pip compile requirements.in --python-version 3.11 --excludes excludes.txt -o requirements.txt
@@ -84,3 +97,8 @@ lock: $(VENV)/.installed
 
 clean:
 	rm -rf .local build
+
+# A real local Airflow on the embedded default, in the foreground; Ctrl-C stops every process it started.
+.PHONY: airflow
+airflow: $(VENV)/.installed
+	python -m flight_delays.local_airflow --port $(PORT)
