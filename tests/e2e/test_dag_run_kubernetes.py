@@ -40,7 +40,7 @@ def cluster(tmp_path, monkeypatch):
 
 
 def test_dag_runs_on_the_kubernetes_backend(cluster):
-    dag_run = run_dag(date(2013, 3, 15), {"window_days": 10, "history_days": 7})
+    dag_run = run_dag(date(2013, 3, 15), {"window_days": 14, "history_days": 7})  # 8 training days
     assert dag_run.state == "success"
 
     apps = {name: app for (namespace, name), app in cluster.apps.items() if namespace == NAMESPACE}
@@ -49,7 +49,7 @@ def test_dag_runs_on_the_kubernetes_backend(cluster):
     assert {states.application_state(a) for a in apps.values()} == {"COMPLETED"}
     features = next(a for n, a in apps.items() if n.startswith("features"))
     assert features["spec"]["arguments"][:4] == ["--data-root", str(DataLayout.from_env().root),
-                                                 "--start-date", "2013-03-06"]
+                                                 "--start-date", "2013-03-02"]
 
     report = json.loads(DataLayout.from_env().report(date(2013, 3, 15)).read_text())
     assert report["model"]["alias"] == "champion" and report["model"]["version"] == "1"

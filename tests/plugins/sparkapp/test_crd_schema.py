@@ -202,9 +202,11 @@ def test_gpu_and_fractional_cpu_fields_validate_against_the_crd(crd_schema):
     assert manifest["spec"]["executor"]["gpu"] == {"name": "nvidia.com/gpu", "quantity": 1}
 
 
-def test_make_manifests_writes_the_runs_applications(tmp_path, crd_schema):
+def test_make_manifests_writes_the_runs_applications(tmp_path, crd_schema, monkeypatch):
     from flight_delays.manifests import main
 
+    # The preview depends on the data root (which days a run would ingest and featurise): an empty one.
+    monkeypatch.setenv("FLIGHT_DELAYS_DATA_ROOT", str(tmp_path / "empty-data-root"))
     assert main(["--date", "2013-06-30", "--conf", '{"window_days": 14}', "--out", str(tmp_path)]) == 0
     folder = tmp_path / "2013-06-30"
     written = sorted(str(p.relative_to(folder)) for p in folder.rglob("*.yaml"))
