@@ -82,6 +82,23 @@ def spark_submit_arguments(manifest: dict, *, project_root: Path = PROJECT_ROOT)
     }
 
 
+class SparkSubmitInterrupted(RuntimeError):
+    """spark-submit was stopped by a signal while the application ran."""
+
+
+#: Signals that stop a process on purpose; shells report them as 128 + the signal's number.
+_STOP_SIGNALS = {2, 9, 15}
+
+
+def stopping_signal(returncode: int | None) -> int | None:
+    """The signal that stopped spark-submit, from its exit status, or None for an ordinary exit."""
+    if returncode is None:
+        return None
+    if returncode < 0:
+        return -returncode
+    return returncode - 128 if returncode - 128 in _STOP_SIGNALS else None
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -154,14 +171,24 @@ class LocalSparkApplicationClient:
         }}
         self._save(application_object)
         hook = SparkSubmitHook(conn_id=self.spark_conn_id, env_vars=self._environment(), **submit_args)
+        interrupted = None
         try:
             hook.submit(application)
         except Exception as exc:  # the hook raises AirflowException with spark-submit's exit code
             final = {"state": states.FAILED, "errorMessage": str(exc)}
+            interrupted = stopping_signal(getattr(getattr(hook, "_submit_sp", None), "returncode", None))
         else:
             final = {"state": states.COMPLETED}
         application_object["status"].update(applicationState=final, terminationTime=_now())
         self._save(application_object)
+        if interrupted is not None:
+            # Not the application's failure: the task is being stopped (Ctrl-C, a killed worker). The
+            # task must fail too, so that its retry submits the application again (it replaces the
+            # FAILED record) instead of a sensor waiting on a job that will never run.
+            raise SparkSubmitInterrupted(
+                f"spark-submit of {metadata['name']} was stopped by signal {interrupted}; "
+                "the application is recorded FAILED and a retry of the task submits it again"
+            )
         return application_object
 
     def _environment(self) -> dict[str, str]:

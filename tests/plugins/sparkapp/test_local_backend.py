@@ -135,3 +135,62 @@ def test_backend_is_the_tasks_else_the_environments_else_local(monkeypatch):
     monkeypatch.setenv("SPARKAPP_BACKEND", "k8s")
     with pytest.raises(ValueError, match="unknown SparkApplication backend 'k8s'"):
         resolve_backend(None)
+
+
+@pytest.mark.parametrize(("returncode", "signal_number"), [(-15, 15), (-9, 9), (143, 15), (130, 2), (1, None),
+                                                           (0, None), (None, None)])
+def test_stopping_signal_from_the_exit_status(returncode, signal_number):
+    from sparkapp.local_backend import stopping_signal
+
+    assert stopping_signal(returncode) == signal_number
+
+
+def is_spark_submit(process) -> bool:
+    import psutil
+
+    try:
+        return "org.apache.spark.deploy.SparkSubmit" in " ".join(process.cmdline())
+    except psutil.Error:  # gone, or a zombie of an earlier test
+        return False
+
+
+def test_spark_submit_stopped_by_a_signal_fails_the_task_and_records_failed(tmp_path, job_dir):
+    import os
+    import signal
+    import threading
+    import time
+
+    import psutil
+
+    from sparkapp.local_backend import SparkSubmitInterrupted
+
+    (job_dir / "spark_jobs" / "sleep.py").write_text(
+        "import time\nfrom pyspark.sql import SparkSession\n"
+        "SparkSession.builder.getOrCreate()\ntime.sleep(120)\n")
+    client = LocalSparkApplicationClient(state_dir=tmp_path / "state", project_root=job_dir)
+    outcome = {}
+
+    def submit() -> None:
+        try:
+            outcome["returned"] = client.create_application(manifest_for("spark_jobs/sleep.py"))
+        except Exception as exc:
+            outcome["raised"] = exc
+
+    thread = threading.Thread(target=submit)
+    thread.start()
+    deadline = time.monotonic() + 120
+    while True:  # the spark-submit JVM that the hook started, once the driver runs the job
+        submits = [p for p in psutil.Process().children(recursive=True) if is_spark_submit(p)]
+        if submits or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert submits, "spark-submit did not start"
+    time.sleep(3)
+    os.kill(submits[0].pid, signal.SIGTERM)  # what stopping the task does to its process group
+    thread.join(timeout=60)
+
+    assert "returned" not in outcome
+    assert isinstance(outcome["raised"], SparkSubmitInterrupted)
+    assert str(outcome["raised"]).startswith("spark-submit of job-20130630-0123abcd was stopped by signal 15")
+    stored = client.get_application("job-20130630-0123abcd", "ml-dev")
+    assert states.application_state(stored) == states.FAILED  # terminal: the retry replaces it
