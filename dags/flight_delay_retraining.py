@@ -47,7 +47,12 @@ with DAG(
     catchup=False,
     # Runs rewrite the feature partitions of overlapping windows: one at a time.
     max_active_runs=1,
-    default_args={"owner": "ml-platform", "retries": 2, "retry_delay": timedelta(minutes=1)},
+    # Retries wait 1, then 2 minutes (exponential backoff, at most 10), for what a retry can fix: an
+    # API server or a Spark master that was briefly away. Bad data fails without retries.
+    default_args={"owner": "ml-platform", "retries": 2, "retry_delay": timedelta(minutes=1),
+                  "retry_exponential_backoff": 2.0, "max_retry_delay": timedelta(minutes=10),
+                  # No task of a one-day run takes an hour here; a hung one must not hold the run forever.
+                  "execution_timeout": timedelta(hours=1)},
     tags=["ml", "flight-delays", "spark"],
     user_defined_macros={"settings": settings},
     params={
@@ -154,6 +159,8 @@ with DAG(
     )
     submit_training = SparkApplicationOperator(
         task_id="submit_training",
+        # On the local backend the submit task runs the job to its end: the training's time.
+        execution_timeout=timedelta(hours=2),
         job=TRAIN_JOB,
         profile="{{ 'gpu' if params.device == 'cuda' else 'cpu' }}",
         namespace="{{ settings.spark_namespace() }}",
@@ -188,6 +195,7 @@ with DAG(
         namespace="{{ settings.spark_namespace() }}",
         poke_interval=10,
         timeout=2 * 60 * 60,
+        execution_timeout=timedelta(hours=2),
     )
 
     @task

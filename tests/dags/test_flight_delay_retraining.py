@@ -6,7 +6,7 @@ import copy
 import json
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
@@ -112,3 +112,36 @@ print(json.dumps(sorted(set(sys.modules) - before)))
     heavy = [m for m in imported if m.split(".")[0] in HEAVY_MODULES or m.startswith(HEAVY_MODULES)]
     assert heavy == []
     assert "flight_delays.settings" in imported and "sparkapp.application" in imported
+
+
+def test_retries_back_off_and_every_task_has_a_timeout(dag):
+    retrying = {(t.retries, t.retry_delay, t.retry_exponential_backoff, t.max_retry_delay) for t in dag.tasks}
+    assert retrying == {(2, timedelta(minutes=1), 2.0, timedelta(minutes=10))}
+    timeouts = {t.task_id: t.execution_timeout for t in dag.tasks}
+    assert {k: v for k, v in timeouts.items() if v != timedelta(hours=1)} == {
+        "submit_training": timedelta(hours=2), "wait_for_training": timedelta(hours=2)}
+
+
+def test_the_schedule_gives_each_run_one_day(dag):
+    """The next intervals of the nightly schedule, and the partition each run owns (its day in 2013)."""
+    from airflow.serialization.encoders import coerce_to_core_timetable
+    from airflow.timetables.base import DataInterval, TimeRestriction
+
+    from flight_delays.settings import source_day
+
+    timetable = coerce_to_core_timetable(dag.timetable)  # what the scheduler computes with
+    restriction = TimeRestriction(earliest=dag.start_date, latest=None, catchup=True)
+    last, runs = None, []
+    for _ in range(3):
+        info = timetable.next_dagrun_info(last_automated_data_interval=last, restriction=restriction)
+        runs.append((info.run_after, info.data_interval.start, info.data_interval.end))
+        last = DataInterval(info.data_interval.start, info.data_interval.end)
+    utc = timezone.utc
+    day = [datetime(2013, 1, d, tzinfo=utc) for d in range(1, 5)]
+    # (run after, interval start, interval end): each run starts when its day is over.
+    assert runs == [(day[1], day[0], day[1]), (day[2], day[1], day[2]), (day[3], day[2], day[3])]
+    # Each run owns the raw and feature partitions of its interval's start day (replayed into 2013).
+    assert [source_day(start.date()) for _, start, _ in runs] == [date(2013, 1, 1), date(2013, 1, 2),
+                                                                date(2013, 1, 3)]
+    assert source_day(date(2026, 11, 22)) == date(2013, 11, 22)
+    assert source_day(date(2028, 2, 29)) == date(2013, 2, 28)
