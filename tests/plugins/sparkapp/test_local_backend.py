@@ -145,13 +145,15 @@ def test_stopping_signal_from_the_exit_status(returncode, signal_number):
     assert stopping_signal(returncode) == signal_number
 
 
-def is_spark_submit(process) -> bool:
+def is_spark_submit(process, program: str) -> bool:
+    """Is ``process`` the spark-submit of ``program`` (not, say, the test session's own Spark JVM)?"""
     import psutil
 
     try:
-        return "org.apache.spark.deploy.SparkSubmit" in " ".join(process.cmdline())
+        command = " ".join(process.cmdline())
     except psutil.Error:  # gone, or a zombie of an earlier test
         return False
+    return "org.apache.spark.deploy.SparkSubmit" in command and program in command
 
 
 def test_spark_submit_stopped_by_a_signal_fails_the_task_and_records_failed(tmp_path, job_dir):
@@ -180,7 +182,8 @@ def test_spark_submit_stopped_by_a_signal_fails_the_task_and_records_failed(tmp_
     thread.start()
     deadline = time.monotonic() + 120
     while True:  # the spark-submit JVM that the hook started, once the driver runs the job
-        submits = [p for p in psutil.Process().children(recursive=True) if is_spark_submit(p)]
+        submits = [p for p in psutil.Process().children(recursive=True)
+                   if is_spark_submit(p, str(job_dir / "spark_jobs" / "sleep.py"))]
         if submits or time.monotonic() > deadline:
             break
         time.sleep(0.5)
