@@ -101,17 +101,29 @@ with DAG(
                                               "never move champion."),
         "promotion_margin": Param(0.002, type="number", minimum=0, maximum=0.1, title="Promotion margin",
                                   description="ROC-AUC the new model must gain over the champion."),
-        "promotion_reason": Param("", type="string", maxLength=500, title="Reason (force)",
+            "promotion_reason": Param("", type="string", maxLength=500, title="Reason (force)",
                                   description="Why the model is forced to champion; recorded on the "
                                               "model version with who triggered the run."),
+        "sample_fraction": Param(1.0, type="number", exclusiveMinimum=0, maximum=1,
+                                 title="Training sample fraction",
+                                 description="Share of the training days' flights the model is fitted on "
+                                             "(validation and test days stay whole): below 1 for a quick "
+                                             "experiment."),
+        "backfill_training": Param(False, type="boolean", title="Train in backfill runs",
+                                   description="Off: a backfill run ingests, validates and featurises its "
+                                               "day, and trains nothing. On: it also trains and registers "
+                                               "a model (never promoted to champion)."),
     },
 ) as dag:
 
     @task
-    def ingest(data_interval_start=None, params=None) -> dict:
-        return tasks.ingest(data_interval_start.date(), window_days=params["window_days"],
-                            history_days=params["history_days"], test_days=params["test_days"],
-                            validation_days=params["validation_days"])
+    def preflight(data_interval_start=None, params=None, dag_run=None) -> dict:
+        return tasks.preflight(data_interval_start.date(), params, backfill=dag_run.run_type == "backfill")
+
+    @task
+    def ingest(plan: dict, data_interval_start=None, params=None) -> dict:
+        return tasks.ingest(data_interval_start.date(), train=plan["train"],
+                            window_days=params["window_days"], history_days=params["history_days"])
 
     @task.branch
     def choose_validation_engine(params=None) -> list[str]:
@@ -157,8 +169,15 @@ with DAG(
         poke_interval=10,
         timeout=60 * 60,
     )
+    @task.branch
+    def choose_training(plan: dict) -> list[str]:
+        return ["submit_training", "report"] if plan["train"] else ["report"]
+
     submit_training = SparkApplicationOperator(
         task_id="submit_training",
+        # A slot for the whole training (the local backend runs it inside this task); the sensor
+        # below takes it over, ahead of any other run's submit (see "Pools" in the README).
+        pool=settings.TRAINING_POOL,
         # On the local backend the submit task runs the job to its end: the training's time.
         execution_timeout=timedelta(hours=2),
         job=TRAIN_JOB,
@@ -180,6 +199,7 @@ with DAG(
             "--epochs", "{{ params.epochs }}",
             "--torch-learning-rate", "{{ params.torch_learning_rate }}",
             "--distributor", "{{ params.distributor }}",
+            "--sample-fraction", "{{ params.sample_fraction }}",
             "--mlflow-tracking-uri", "{{ settings.mlflow_tracking_uri() }}",
             "--mlflow-experiment", settings.EXPERIMENT_NAME,
             "--mlflow-artifact-location", "{{ settings.mlflow_artifact_location() }}",
@@ -191,6 +211,9 @@ with DAG(
     )
     wait_for_training = SparkApplicationSensor(
         task_id="wait_for_training",
+        pool=settings.TRAINING_POOL,
+        weight_rule="absolute",
+        priority_weight=100,
         application_name="{{ ti.xcom_pull(task_ids='submit_training') }}",
         namespace="{{ settings.spark_namespace() }}",
         poke_interval=10,
@@ -209,11 +232,13 @@ with DAG(
                              requested_by=dag_run.triggering_user_name,
                              backfill=dag_run.run_type == "backfill")
 
-    @task
-    def report(ingested: dict, verdict: dict, registration: dict, decision: dict) -> dict:
+    # Also after choose_training skipped the training (None for the model then).
+    @task(trigger_rule="none_failed")
+    def report(ingested: dict, verdict: dict, registration: dict | None, decision: dict | None) -> dict:
         return tasks.report(ingested, verdict, registration, decision)
 
-    ingested = ingest()
+    plan = preflight()
+    ingested = ingest(plan)
     verdict = ValidatePartitionsOperator(
         task_id="validate",
         ingested=ingested,
@@ -226,5 +251,6 @@ with DAG(
     decision = promote(registration)
     chain(ingested, choose_validation_engine(), [submit_validation, verdict])
     chain(submit_validation, wait_for_validation, verdict)
-    chain(verdict, submit_features, wait_for_features, submit_training, wait_for_training, registration)
-    report(ingested, verdict.output, registration, decision)
+    summary = report(ingested, verdict.output, registration, decision)
+    chain(verdict, submit_features, wait_for_features, choose_training(plan), [submit_training, summary])
+    chain(submit_training, wait_for_training, registration)

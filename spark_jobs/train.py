@@ -56,6 +56,16 @@ def time_split(features: DataFrame, *, end: date, validation_days: int, test_day
     )
 
 
+def sample_training(split: DataFrame, fraction: float, *, seed: int = 7) -> DataFrame:
+    """Keep a seeded ``fraction`` of the training rows; validation and test rows stay whole, so the
+    metrics of a sampled model compare with everyone else's."""
+    if not 0 < fraction <= 1:
+        raise ValueError(f"sample fraction must be in (0, 1], got {fraction}")
+    if fraction == 1:
+        return split
+    return split.where((F.col(SPLIT) != "train") | (F.rand(seed=seed) < fraction))
+
+
 def with_missing_as_nan(features: DataFrame) -> DataFrame:
     """XGBoost treats NaN as missing; Spark nulls (no weather, unknown plane, no history) become NaN."""
     return features.fillna(float("nan"), subset=list(FEATURE_COLUMNS))
@@ -80,6 +90,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--torch-learning-rate", type=float, default=1e-3, help="torch: Adam's step size")
     parser.add_argument("--distributor", choices=("torch", "horovod"), default="torch",
                         help="torch: how the training processes are run (TorchDistributor or Horovod)")
+    parser.add_argument("--sample-fraction", type=float, default=1.0,
+                        help="share of the training rows fitted on (validation and test rows stay whole)")
     parser.add_argument("--mlflow-tracking-uri", required=True)
     parser.add_argument("--mlflow-experiment", required=True)
     parser.add_argument("--mlflow-artifact-location", default=None,
@@ -178,8 +190,8 @@ def main(argv: list[str] | None = None) -> None:
     features = with_missing_as_nan(
         spark.read.schema(FEATURES_SCHEMA).option("basePath", f"{root}/features").parquet(*paths)
     )
-    split = time_split(features, end=args.end_date, validation_days=args.validation_days,
-                       test_days=args.test_days).cache()
+    split = sample_training(time_split(features, end=args.end_date, validation_days=args.validation_days,
+                                       test_days=args.test_days), args.sample_fraction).cache()
     rows = {name: count for name, count in split.groupBy(SPLIT).count().collect()}
     if any(not rows.get(name) for name in ("train", "validation", "test")):
         raise ValueError(f"empty split: {rows} rows by part of the window in {paths}")
@@ -206,6 +218,7 @@ def main(argv: list[str] | None = None) -> None:
             "airflow_task_id": args.airflow_task_id}
     with mlflow.start_run(run_name=application, tags=tags) as run:
         mlflow.log_params({**{k: v for k, v in params.items() if v is not None}, "trainer": args.trainer,
+                           "sample_fraction": args.sample_fraction,
                            "window_start": args.start_date, "window_end": args.end_date,
                            "validation_start": test_start - timedelta(days=args.validation_days),
                            "test_start": test_start, "features": ",".join(FEATURE_COLUMNS)})

@@ -1,11 +1,12 @@
 """Run a local Airflow on the embedded default, in the foreground, until Ctrl-C.
 
 ``make airflow`` calls ``python -m flight_delays.local_airflow``: it migrates the SQLite metadata
-database under ``$AIRFLOW_HOME`` and starts the four Airflow 3 components (``api-server``,
-``scheduler``, ``dag-processor``, ``triggerer``) with the LocalExecutor, the API server bound to
-127.0.0.1, the project's DAG and plugin folders and the ``spark_default`` connection of the embedded
-default (``local[2]``). It prints the address and how to log in (SimpleAuthManager: the ``admin``
-user, whose password Airflow generates into ``$AIRFLOW_HOME``), then waits.
+database under ``$AIRFLOW_HOME``, creates the DAG's pools (:mod:`flight_delays.pools`) and starts
+the four Airflow 3 components (``api-server``, ``scheduler``, ``dag-processor``, ``triggerer``)
+with the LocalExecutor, the API server bound to 127.0.0.1, the project's DAG and plugin folders
+and the ``spark_default`` connection of the embedded default (``local[2]``). It prints the address
+and how to log in (SimpleAuthManager: the ``admin`` user, whose password Airflow generates into
+``$AIRFLOW_HOME``), then waits.
 
 Ctrl-C (SIGINT) or SIGTERM stops everything it started, tasks and ``spark-submit`` JVMs included,
 before it returns: the launcher is the child subreaper of its process tree, so a process orphaned
@@ -405,6 +406,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: airflow db migrate failed (exit {migrate.returncode}):\n{migrate.stdout[-3000:]}"
               f"{migrate.stderr[-3000:]}", file=sys.stderr)
         return 1
+    pools = subprocess.run([sys.executable, "-m", "flight_delays.pools"], env=env, capture_output=True,
+                           text=True)
+    if pools.returncode != 0:
+        print(f"error: creating the DAG's pools failed (exit {pools.returncode}):\n{pools.stderr[-3000:]}",
+              file=sys.stderr)
+        return 1
+    print(pools.stdout.strip(), flush=True)
 
     airflow = LocalAirflow(env=env, log_dir=Path(env["AIRFLOW_HOME"]) / "logs" / "local-airflow")
     print(f"Starting {', '.join(COMPONENTS)} (LocalExecutor) ...", flush=True)

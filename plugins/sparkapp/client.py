@@ -61,6 +61,14 @@ class SparkApplicationClient(Protocol):
         """Why the driver has not started (e.g. ``Unschedulable: … Insufficient nvidia.com/gpu``)."""
         ...
 
+    def check_access(self, namespace: str | None) -> str:
+        """Check that applications can be submitted to ``namespace`` (the connection resolves and,
+        on a cluster, the API answers and lets us list them); return what was reached.
+
+        Raise :class:`SparkApplicationApiError` (or the connection lookup's error) when not.
+        """
+        ...
+
 
 BACKENDS = ("local", "kubernetes")
 #: Environment variable naming the backend of tasks that name none (default ``local``).

@@ -154,6 +154,14 @@ class LocalSparkApplicationClient:
     def driver_pending_reason(self, name: str, namespace: str) -> str | None:
         return None
 
+    def check_access(self, namespace: str | None) -> str:
+        from airflow.sdk import BaseHook
+
+        connection = BaseHook.get_connection(self.spark_conn_id)
+        if not connection.host:
+            raise ValueError(f"connection {self.spark_conn_id!r} names no Spark master (its host is empty)")
+        return f"Spark master {connection.host} (connection {self.spark_conn_id})"
+
     def create_application(self, manifest: dict) -> dict:
         """Run the application to its end and return its object with the final status.
 

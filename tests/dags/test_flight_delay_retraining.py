@@ -49,11 +49,15 @@ def test_schedule_is_an_explicit_daily_data_interval(dag):
 def test_tasks_run_in_pipeline_order(dag):
     edges = sorted((up, t.task_id) for t in dag.tasks for up in t.upstream_task_ids)
     assert edges == [
+        ("choose_training", "report"),
+        ("choose_training", "submit_training"),
         ("choose_validation_engine", "submit_validation"),
         ("choose_validation_engine", "validate"),
         ("ingest", "choose_validation_engine"),
         ("ingest", "report"),
         ("ingest", "validate"),
+        ("preflight", "choose_training"),
+        ("preflight", "ingest"),
         ("promote", "report"),
         ("register", "promote"),
         ("register", "report"),
@@ -63,12 +67,28 @@ def test_tasks_run_in_pipeline_order(dag):
         ("submit_validation", "wait_for_validation"),
         ("validate", "report"),
         ("validate", "submit_features"),
-        ("wait_for_features", "submit_training"),
+        ("wait_for_features", "choose_training"),
         ("wait_for_training", "register"),
         ("wait_for_validation", "validate"),
     ]
     # The gate runs after the validation SparkApplication, or right after the branch without it.
     assert dag.get_task("validate").trigger_rule == "none_failed"
+    # The report also runs when choose_training skipped the training (a backfill run).
+    assert dag.get_task("report").trigger_rule == "none_failed"
+
+
+def test_trainings_share_the_training_pool_and_its_sensor_goes_first(dag):
+    from flight_delays.settings import TRAINING_POOL
+
+    pools = {t.task_id: t.pool for t in dag.tasks}
+    assert {k: v for k, v in pools.items() if v != "default_pool"} == {
+        "submit_training": TRAINING_POOL, "wait_for_training": TRAINING_POOL}
+    # When a submit frees the slot, its own sensor outranks any other run's submit waiting for it.
+    sensor, submit = dag.get_task("wait_for_training"), dag.get_task("submit_training")
+    assert (sensor.weight_rule, sensor.priority_weight) == ("absolute", 100)
+    # A submit's weight is its own (1) plus one per task downstream of it (Airflow's "downstream" rule).
+    assert submit.weight_rule == "downstream"
+    assert 1 + len(submit.get_flat_relative_ids(upstream=False)) < sensor.priority_weight
 
 
 def test_param_defaults_are_valid(dag):
@@ -78,6 +98,7 @@ def test_param_defaults_are_valid(dag):
         "n_estimators": 200, "max_depth": 6, "learning_rate": 0.1, "early_stopping_rounds": 20, "epochs": 30,
         "torch_learning_rate": 0.001, "distributor": "torch",
         "promotion_policy": "auto", "promotion_margin": 0.002, "promotion_reason": "",
+        "sample_fraction": 1.0, "backfill_training": False,
     }
 
 
@@ -85,7 +106,8 @@ def test_param_defaults_are_valid(dag):
     ("name", "value"),
     [("window_days", 3), ("test_days", 30), ("validation_engine", "dask"), ("device", "tpu"),
      ("learning_rate", 0), ("max_depth", "deep"), ("trainer", "sklearn"), ("promotion_policy", "always"),
-     ("promotion_margin", 0.5), ("validation_days", 0)],
+     ("promotion_margin", 0.5), ("validation_days", 0), ("sample_fraction", 0), ("sample_fraction", 1.5),
+     ("backfill_training", "yes"), ("promotion_reason", "x" * 501)],
 )
 def test_params_refuse_bad_values_naming_the_param(dag, name, value):
     from airflow.sdk.exceptions import ParamValidationError

@@ -9,7 +9,14 @@ from pyspark.sql import Row
 from flight_delays import registry
 from spark_jobs import features as features_job
 from spark_jobs import train
-from spark_jobs.train import SPLIT, input_verdicts, parse_args, time_split, with_missing_as_nan
+from spark_jobs.train import (
+    SPLIT,
+    input_verdicts,
+    parse_args,
+    sample_training,
+    time_split,
+    with_missing_as_nan,
+)
 
 
 def test_time_split_is_train_then_validation_then_test(spark):
@@ -18,6 +25,23 @@ def test_time_split_is_train_then_validation_then_test(spark):
     parts = {(r.x, r[SPLIT]) for r in split.collect()}
     assert parts == {(1, "train"), (2, "train"), (3, "validation"), (4, "validation"),
                      (5, "test"), (6, "test"), (7, "test")}
+
+
+def test_sampling_thins_the_training_days_only_and_is_seeded(spark):
+    frame = spark.createDataFrame([Row(date=date(2013, 6, 1 + i % 10), x=i) for i in range(2000)])
+    split = time_split(frame, end=date(2013, 6, 10), validation_days=2, test_days=2)
+    counts = dict(split.groupBy(SPLIT).count().collect())
+    assert counts == {"train": 1200, "validation": 400, "test": 400}
+    assert sample_training(split, 1.0) is split
+
+    sampled = sample_training(split, 0.25)
+    sampled_counts = dict(sampled.groupBy(SPLIT).count().collect())
+    assert (sampled_counts["validation"], sampled_counts["test"]) == (400, 400)
+    assert 240 <= sampled_counts["train"] <= 360  # 300 expected; binomial sd 15
+    rows = sorted(r.x for r in sampled.where(f"{SPLIT} = 'train'").collect())
+    assert rows == sorted(r.x for r in sample_training(split, 0.25).where(f"{SPLIT} = 'train'").collect())
+    with pytest.raises(ValueError, match=r"sample fraction must be in \(0, 1\], got 0"):
+        sample_training(split, 0)
 
 
 def test_input_verdicts_are_the_markers_of_the_window(tmp_path):

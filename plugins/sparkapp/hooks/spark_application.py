@@ -156,6 +156,22 @@ class SparkApplicationHook(KubernetesHook):
                 return f"{waiting.reason}: {waiting.message or ''}".rstrip(": ")
         return None
 
+    def check_access(self, namespace: str | None) -> str:
+        """List (at most one) SparkApplication in ``namespace``: the connection, the API server, the
+        CRD and the ``list`` permission all answer at once."""
+        namespace = self.resolve_namespace(namespace)
+        try:
+            self.custom_object_client.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL,
+                                                                    limit=1)
+        except ApiException as exc:
+            raise SparkApplicationApiError(
+                f"Listing SparkApplications in namespace {namespace} failed with HTTP {exc.status}: "
+                f"{api_message(exc)}", status=exc.status) from None
+        except (*TRANSIENT_CONNECTION_ERRORS, HTTPError) as exc:
+            raise SparkApplicationApiError(f"The Kubernetes API server did not answer ({type(exc).__name__}: "
+                                           f"{exc})", status=None) from None
+        return f"Kubernetes API {self.api_client.configuration.host}, namespace {namespace}"
+
 
 class AsyncSparkApplicationHook(AsyncKubernetesHook):
     """Read SparkApplications from async code (the triggerer).
