@@ -24,7 +24,7 @@ export PYSPARK_PYTHON := $(BIN)/python
 export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help demo test test-fast horovod test-horovod lint bench manifests lock check-prereqs clean
+.PHONY: help demo test test-fast browser horovod test-horovod lint bench manifests lock check-prereqs clean
 
 help:
 	@echo "make demo   - set up, then run the retraining DAG once for DAY=$(DAY) and print its report"
@@ -64,7 +64,18 @@ $(AIRFLOW_HOME)/airflow.db: $(VENV)/.installed
 demo: $(VENV)/.installed $(AIRFLOW_HOME)/airflow.db
 	python -m flight_delays.demo --day $(DAY)
 
-test: $(VENV)/.installed
+# The UI test drives Debian's chromium through its chromedriver; installed with apt when missing.
+browser:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then apt=(apt-get); elif sudo -n true 2>/dev/null; then apt=(sudo apt-get); \
+	else echo "error: the UI test needs Chromium: apt-get install chromium chromium-driver (as root)." >&2; exit 1; fi; \
+	echo "Installing chromium and chromium-driver with apt ..."; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	"$${apt[@]}" install -y -q chromium chromium-driver >/dev/null \
+	  || { "$${apt[@]}" update -q >/dev/null && "$${apt[@]}" install -y -q chromium chromium-driver >/dev/null; } \
+	  || { echo "error: apt could not install chromium chromium-driver (see above)." >&2; exit 1; }
+
+test: $(VENV)/.installed browser
 	python -m pytest
 
 test-fast: $(VENV)/.installed
