@@ -24,7 +24,7 @@ export PYSPARK_PYTHON := $(BIN)/python
 export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help demo test test-fast browser horovod test-horovod lint bench manifests lock check-prereqs clean
+.PHONY: help demo test test-fast browser horovod test-horovod lint bench backfill-preview manifests lock check-prereqs clean
 
 help:
 	@echo "make demo   - set up, then run the retraining DAG once for DAY=$(DAY) and print its report"
@@ -33,6 +33,7 @@ help:
 	@echo "make horovod - build Horovod (torch trainer's second backend) into $(VENV); ~4 min once, needs cmake and g++"
 	@echo "make test-horovod - make horovod, then the Horovod backend's tests (left out of make test)"
 	@echo "make lint   - ruff on the code"
+	@echo "make backfill-preview FROM=YYYY-MM-DD TO=YYYY-MM-DD [CONF=json] - what a backfill would run and rewrite (dry run)"
 	@echo "make manifests DATE=YYYY-MM-DD - write the SparkApplications of that day's run to build/manifests/"
 	@echo "make bench  - benchmarks: parse time, demo per task vs a plain script, peak memory, waiting, validation engines, feature job and trainers; ~20 min"
 	@echo "make lock   - re-resolve requirements.txt and requirements-dev.txt from the .in files"
@@ -91,6 +92,10 @@ test-horovod: horovod
 
 lint: $(VENV)/.installed
 	ruff check .
+
+backfill-preview: $(VENV)/.installed
+	@test -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make backfill-preview FROM=YYYY-MM-DD TO=YYYY-MM-DD [CONF='{...}']" >&2; exit 2; }
+	@python -m flight_delays.backfill_preview --from $(FROM) --to $(TO) $(if $(CONF),--conf '$(CONF)') 2>/dev/null
 
 manifests: $(VENV)/.installed
 	@test -n "$(DATE)" || { echo "usage: make manifests DATE=YYYY-MM-DD" >&2; exit 2; }

@@ -20,8 +20,9 @@ import yaml
 
 from flight_delays import settings
 from flight_delays.demo import load_dag
-from flight_delays.settings import PROJECT_ROOT, DataLayout, RunWindow, source_day
-from flight_delays.tasks import days_to_ingest, feature_plan
+from flight_delays.preflight import runs_training
+from flight_delays.settings import PROJECT_ROOT, DataLayout
+from flight_delays.tasks import days_to_ingest, feature_plan, run_window
 from sparkapp.operators.spark_application import SparkApplicationOperator
 
 
@@ -36,9 +37,12 @@ class _PreviewTaskInstance:
         return self._xcoms[task_ids]
 
 
-def render_run(day: date, conf: dict | None = None, *, all_profiles: bool = False) -> dict[str, dict]:
+def render_run(day: date, conf: dict | None = None, *, backfill: bool = False,
+               all_profiles: bool = False) -> dict[str, dict]:
     """The manifests of the run whose data interval is ``day``, by task id.
 
+    :param backfill: the run is a backfill's: it submits no training unless its conf sets
+        ``backfill_training``.
     :param all_profiles: render every profile of each job, keyed ``<task_id>.<profile>``, instead
         of the profile the run would use.
     """
@@ -47,8 +51,9 @@ def render_run(day: date, conf: dict | None = None, *, all_profiles: bool = Fals
     for key, value in (conf or {}).items():
         params[key] = value  # validated against the Param's schema, as a trigger form does
     values = params.validate()
-    window = RunWindow.for_day(source_day(day), window_days=values["window_days"],
-                               history_days=values["history_days"])
+    train = runs_training(backfill=backfill, backfill_training=values["backfill_training"])
+    window = run_window(day, train=train, window_days=values["window_days"],
+                        history_days=values["history_days"])
     # What the ingest task would return today: the days it would write into the current data root.
     layout = DataLayout.from_env()
     ingest_days = days_to_ingest(layout, window)
@@ -60,7 +65,8 @@ def render_run(day: date, conf: dict | None = None, *, all_profiles: bool = Fals
         if not isinstance(task, SparkApplicationOperator):
             continue
         # With the pandas engine, the run's branch validates in the worker: no validation application.
-        skipped = task.task_id == "submit_validation" and values["validation_engine"] != "spark"
+        skipped = ((task.task_id == "submit_validation" and values["validation_engine"] != "spark")
+                   or (task.task_id == "submit_training" and not train))
         if skipped and not all_profiles:
             continue
         context = {"params": values, "settings": settings, "data_interval_start": start, "dag": dag,
@@ -84,15 +90,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--date", required=True, type=date.fromisoformat, help="the day of data of the run")
     parser.add_argument("--conf", type=json.loads, default=None, help="run conf (params) as JSON")
+    parser.add_argument("--backfill", action="store_true", help="the run is a backfill's (no training unless "
+                                                                "the conf sets backfill_training)")
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "build" / "manifests")
     args = parser.parse_args(argv)
     folder = args.out / args.date.isoformat()
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "profiles").mkdir(exist_ok=True)
-    run = render_run(args.date, args.conf)
+    run = render_run(args.date, args.conf, backfill=args.backfill)
     written = [(folder / f"{key}.yaml", manifest) for key, manifest in run.items()]
-    written += [(folder / "profiles" / f"{key}.yaml", manifest)
-                for key, manifest in render_run(args.date, args.conf, all_profiles=True).items()]
+    profiles = render_run(args.date, args.conf, backfill=args.backfill, all_profiles=True)
+    written += [(folder / "profiles" / f"{key}.yaml", manifest) for key, manifest in profiles.items()]
     for path, manifest in written:
         path.write_text(yaml.safe_dump(manifest, sort_keys=False))
         print(path)

@@ -43,8 +43,7 @@ def ingest(logical_day: date, *, train: bool, window_days: int, history_days: in
     from flight_delays.ingest import ingest_day, ingest_reference
 
     layout = DataLayout.from_env()
-    window = RunWindow.for_day(settings.source_day(logical_day), window_days=window_days if train else 1,
-                               history_days=history_days)
+    window = run_window(logical_day, train=train, window_days=window_days, history_days=history_days)
     if window.day != logical_day:
         log.info("Replay mode: logical date %s processes the flights of %s", logical_day, window.day)
     rows = {d.isoformat(): ingest_day(layout, d) for d in days_to_ingest(layout, window)}
@@ -56,23 +55,38 @@ def ingest(logical_day: date, *, train: bool, window_days: int, history_days: in
             **features}
 
 
-def days_to_ingest(layout: DataLayout, window: RunWindow) -> list[date]:
-    """The run's own day, and the days of its window and history that are not ingested yet."""
+def run_window(logical_day: date, *, train: bool, window_days: int, history_days: int) -> RunWindow:
+    """The days a run reads and writes: its training window, or its own day when it does not train."""
+    return RunWindow.for_day(settings.source_day(logical_day), window_days=window_days if train else 1,
+                             history_days=history_days)
+
+
+def days_to_ingest(layout: DataLayout, window: RunWindow, *, assume_ingested: frozenset[date] = frozenset()
+                   ) -> list[date]:
+    """The run's own day, and the days of its window and history that are not ingested yet.
+
+    :param assume_ingested: days to count as ingested too (a preview of several runs in a row).
+    """
     from flight_delays.ingest import is_ingested
 
-    return [d for d in window.raw_days() if d == window.day or not is_ingested(layout, d)]
+    return [d for d in window.raw_days()
+            if d == window.day or not (d in assume_ingested or is_ingested(layout, d))]
 
 
-def feature_plan(layout: DataLayout, window: RunWindow, ingested: list[date], history_days: int) -> dict:
+def feature_plan(layout: DataLayout, window: RunWindow, ingested: list[date], history_days: int, *,
+                 assume_featurised: frozenset[date] = frozenset()) -> dict:
     """The days the feature job computes (``feature_start`` .. the run's day) and the first raw day
-    it reads (``feature_history_start``)."""
-    start = first_day_needing_features(layout, window, ingested, history_days)
+    it reads (``feature_history_start``).
+
+    :param assume_featurised: days to count as having features (a preview of several runs in a row).
+    """
+    start = first_day_needing_features(layout, window, ingested, history_days, assume_featurised)
     history_start = max(settings.FIRST_SOURCE_DAY, start - timedelta(days=history_days))
     return {"feature_start": start.isoformat(), "feature_history_start": history_start.isoformat()}
 
 
 def first_day_needing_features(layout: DataLayout, window: RunWindow, ingested: list[date],
-                               history_days: int) -> date:
+                               history_days: int, assume_featurised: frozenset[date] = frozenset()) -> date:
     """The first day of the window whose features must be (re)computed: features are incremental.
 
     A day needs features when it has none yet, or when raw data its features read was ingested by
@@ -83,7 +97,7 @@ def first_day_needing_features(layout: DataLayout, window: RunWindow, ingested: 
         return any(day - timedelta(days=history_days) <= x <= day for x in ingested)
 
     def has_features(day: date) -> bool:
-        return any(layout.feature_partition(day).glob("*.parquet"))
+        return day in assume_featurised or any(layout.feature_partition(day).glob("*.parquet"))
 
     window_days = [d for d in window.raw_days() if d >= window.train_start]
     return next(d for d in window_days if stale(d) or not has_features(d))

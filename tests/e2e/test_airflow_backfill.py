@@ -1,0 +1,146 @@
+"""A backfill in a real Airflow: 7 days, two runs at a time, then the same backfill reprocessed.
+
+Airflow is started as ``make airflow`` starts it (:mod:`tests.e2e.running_airflow`). The backfill is
+created through ``POST /api/v2/backfills`` (what ``airflow backfill create`` and the UI's Backfill
+dialog do), after its dry run. Every run must succeed without training (a backfill's default),
+leave raw and feature partitions with exactly the rows of its day, and promote no model; the same
+backfill with ``reprocess_behavior: completed`` must leave identical partitions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING
+
+import httpx
+import pyarrow.parquet as pq
+import pytest
+from mlflow import MlflowClient
+
+from flight_delays.ingest import DAILY_DATASETS, FLIGHTS, source_rows
+from flight_delays.settings import DataLayout
+from tests.e2e.running_airflow import DAG_ID, Launcher, log_in, stop_with_sigint, timings, unpause_parsed_dag
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+pytestmark = pytest.mark.e2e
+
+DAYS = [date(2013, 6, 1) + timedelta(days=i) for i in range(7)]
+CONF = {"history_days": 3}
+BACKFILL = {"dag_id": DAG_ID, "from_date": "2013-06-01T00:00:00Z", "to_date": "2013-06-07T00:00:00Z",
+            "max_active_runs": 2, "dag_run_conf": CONF}
+#: A backfill run trains nothing unless its conf sets backfill_training.
+EXPECTED_TASK_STATES = {
+    "preflight": "success", "ingest": "success", "choose_validation_engine": "success",
+    "submit_validation": "skipped", "wait_for_validation": "skipped", "validate": "success",
+    "submit_features": "success", "wait_for_features": "success", "choose_training": "success",
+    "submit_training": "skipped", "wait_for_training": "skipped", "register": "skipped",
+    "promote": "skipped", "report": "success",
+}
+
+
+def test_a_seven_day_backfill_two_at_a_time_then_reprocessed(tmp_path):
+    airflow = Launcher(tmp_path)
+    airflow.start()
+    try:
+        with httpx.Client(base_url=airflow.url, timeout=30) as api:
+            log_in(airflow, api)
+            unpause_parsed_dag(airflow, api)
+            _backfill_twice(airflow, api, DataLayout(tmp_path / "data"))
+            stop_with_sigint(airflow)
+    except BaseException:
+        print(airflow.diagnostics())
+        airflow.kill_everything()
+        raise
+
+
+def _backfill_twice(airflow: Launcher, api: httpx.Client, layout: DataLayout) -> None:
+    # The dry run: what the backfill would create, before anything runs.
+    response = api.post("/api/v2/backfills/dry_run", json=BACKFILL)
+    assert response.status_code == 200, response.text
+    assert [r["logical_date"] for r in response.json()["backfills"]] == [
+        f"{d.isoformat()}T00:00:00Z" for d in DAYS]
+
+    first = run_backfill(airflow, api, BACKFILL)
+    assert max_concurrent(first) == 2  # max_active_runs 2, and the scheduler used both
+    for day in DAYS:
+        partitions = partition_rows(layout, day)
+        source = source_rows(FLIGHTS, day)
+        assert partitions == {
+            "flights": len(source), "weather": len(source_rows("weather", day)),
+            "features": int(source["arr_delay"].notna().sum()),
+        }, day
+    # No model: a backfill run trains, registers and promotes nothing.
+    mlflow = MlflowClient(tracking_uri=airflow.env["MLFLOW_TRACKING_URI"])
+    assert mlflow.search_registered_models() == []
+    before = {day: fingerprint(layout, day) for day in DAYS}
+
+    # The same backfill again, reprocessing the completed runs: the same partitions, no duplicates.
+    second = run_backfill(airflow, api, {**BACKFILL, "reprocess_behavior": "completed"})
+    assert sorted(r["logical_date"] for r in second) == sorted(r["logical_date"] for r in first)
+    after = {day: fingerprint(layout, day) for day in DAYS}
+    assert after == before
+    assert mlflow.search_registered_models() == []
+
+
+def run_backfill(airflow: Launcher, api: httpx.Client, body: dict) -> list[dict]:
+    """Create the backfill, wait for it to complete, check its runs; return them."""
+    response = api.post("/api/v2/backfills", json=body)
+    assert response.status_code == 200, response.text
+    backfill = response.json()
+    started = time.monotonic()
+    airflow.wait_for("the backfill to complete", lambda: api.get(
+        f"/api/v2/backfills/{backfill['id']}").json()["completed_at"], timeout=900, every=5)
+    print(f"backfill {backfill['id']} completed after {time.monotonic() - started:.0f} s")
+    runs = [r for r in api.get(f"/api/v2/dags/{DAG_ID}/dagRuns", params={"limit": 100}).json()["dag_runs"]
+            if r["run_type"] == "backfill"]
+    assert sorted(r["logical_date"] for r in runs) == [f"{d.isoformat()}T00:00:00Z" for d in DAYS]
+    for run in runs:
+        url = f"/api/v2/dags/{DAG_ID}/dagRuns/{run['dag_run_id']}/taskInstances"
+        task_instances = api.get(url).json()["task_instances"]
+        states = {ti["task_id"]: ti["state"] for ti in task_instances}
+        if (run["state"], states) != ("success", EXPECTED_TASK_STATES):
+            print(timings(task_instances))
+        assert (run["state"], run["conf"], states) == ("success", CONF, EXPECTED_TASK_STATES), run
+    return runs
+
+
+def max_concurrent(runs: list[dict]) -> int:
+    """The most runs that were running at the same moment."""
+    events = sorted([(datetime.fromisoformat(r["start_date"]), 1) for r in runs]
+                    + [(datetime.fromisoformat(r["end_date"]), -1) for r in runs])
+    running = most = 0
+    for _, change in events:
+        running += change
+        most = max(most, running)
+    return most
+
+
+def partition_rows(layout: DataLayout, day: date) -> dict[str, int]:
+    rows = {dataset: pq.ParquetFile(layout.raw_partition(dataset, day) / "data.parquet").metadata.num_rows
+            for dataset in DAILY_DATASETS}
+    rows["features"] = sum(pq.ParquetFile(f).metadata.num_rows for f in feature_files(layout, day))
+    return rows
+
+
+def feature_files(layout: DataLayout, day: date) -> list[Path]:
+    return sorted(layout.feature_partition(day).glob("*.parquet"))
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def fingerprint(layout: DataLayout, day: date) -> dict:
+    """What must not change when a day is reprocessed: the raw files' bytes, and the feature
+    partition's file count, rows and content (Spark names its files anew on every write)."""
+    raw = {dataset: sha256(layout.raw_partition(dataset, day) / "data.parquet") for dataset in DAILY_DATASETS}
+    files = feature_files(layout, day)
+    features = pq.read_table(files).to_pandas() if files else None
+    content = (hashlib.sha256(features.sort_values(list(features.columns)).to_csv(index=False).encode())
+               .hexdigest() if features is not None else None)
+    return {"raw": raw, "feature_files": len(files), "feature_rows": partition_rows(layout, day)["features"],
+            "features": content}
