@@ -99,7 +99,7 @@ backfill-preview: $(VENV)/.installed
 
 manifests: $(VENV)/.installed
 	@test -n "$(DATE)" || { echo "usage: make manifests DATE=YYYY-MM-DD" >&2; exit 2; }
-	python -m flight_delays.manifests --date $(DATE) $(if $(CONF),--conf '$(CONF)')
+	python -m flight_delays.manifests --date $(DATE) $(if $(CONF),--conf '$(CONF)') $(if $(BACKFILL),--backfill)
 
 bench: $(VENV)/.installed
 	python bench/run_benchmarks.py
