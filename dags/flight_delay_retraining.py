@@ -101,7 +101,9 @@ with DAG(
                                               "never move champion."),
         "promotion_margin": Param(0.002, type="number", minimum=0, maximum=0.1, title="Promotion margin",
                                   description="ROC-AUC the new model must gain over the champion."),
-            "promotion_reason": Param("", type="string", maxLength=500, title="Reason (force)",
+        # Nullable: the trigger form treats a non-nullable param as required and an empty string as
+        # missing, which would disable Trigger until a reason is typed, whatever the policy.
+        "promotion_reason": Param(None, type=["null", "string"], maxLength=500, title="Reason (force)",
                                   description="Why the model is forced to champion; recorded on the "
                                               "model version with who triggered the run."),
         "sample_fraction": Param(1.0, type="number", exclusiveMinimum=0, maximum=1,
@@ -228,7 +230,7 @@ with DAG(
     @task
     def promote(registration: dict, params=None, dag_run=None) -> dict:
         return tasks.promote(registration, policy=params["promotion_policy"],
-                             margin=params["promotion_margin"], reason=params["promotion_reason"],
+                             margin=params["promotion_margin"], reason=params["promotion_reason"] or "",
                              requested_by=dag_run.triggering_user_name,
                              backfill=dag_run.run_type == "backfill")
 

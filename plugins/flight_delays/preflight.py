@@ -93,7 +93,7 @@ def request_problems(day: date, params: Mapping, *, train: bool, backend: str) -
                             f"{params['validation_days']} validation day(s) and a training day")
         try:
             PromotionRequest(policy=params["promotion_policy"], margin=params["promotion_margin"],
-                             reason=params["promotion_reason"]).check()
+                             reason=params["promotion_reason"] or "").check()
         except PromotionRequestError as exc:
             problems.append(str(exc))
         if backend == "local":

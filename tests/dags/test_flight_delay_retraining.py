@@ -97,7 +97,7 @@ def test_param_defaults_are_valid(dag):
         "validation_engine": "pandas", "trainer": "xgboost", "device": "cpu", "num_workers": 2,
         "n_estimators": 200, "max_depth": 6, "learning_rate": 0.1, "early_stopping_rounds": 20, "epochs": 30,
         "torch_learning_rate": 0.001, "distributor": "torch",
-        "promotion_policy": "auto", "promotion_margin": 0.002, "promotion_reason": "",
+        "promotion_policy": "auto", "promotion_margin": 0.002, "promotion_reason": None,
         "sample_fraction": 1.0, "backfill_training": False,
     }
 
