@@ -20,6 +20,7 @@ from mlflow import MlflowClient
 
 from tests.e2e.running_airflow import (
     DAG_ID,
+    TRAINING_RUN_TASK_STATES,
     Launcher,
     healthy,
     log_in,
@@ -34,14 +35,6 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.e2e
 
 CONF = {"window_days": 7, "history_days": 3, "validation_days": 2, "test_days": 2, "n_estimators": 20}
-#: The pandas validation engine: the Spark validation branch is skipped.
-EXPECTED_TASK_STATES = {
-    "preflight": "success", "ingest": "success", "choose_validation_engine": "success",
-    "submit_validation": "skipped", "wait_for_validation": "skipped", "validate": "success",
-    "submit_features": "success", "wait_for_features": "success", "choose_training": "success",
-    "submit_training": "success", "wait_for_training": "success", "register": "success",
-    "promote": "success", "report": "success",
-}
 
 
 def trigger(api: httpx.Client, logical_date: str) -> dict:
@@ -89,7 +82,7 @@ def _run_and_stop(airflow: Launcher, api: httpx.Client, tmp_path: Path) -> None:
     task_instances = api.get(f"{run_url}/taskInstances").json()["task_instances"]
     print(timings(task_instances))
     states = {ti["task_id"]: ti["state"] for ti in task_instances}
-    assert (finished["state"], states) == ("success", EXPECTED_TASK_STATES)
+    assert (finished["state"], states) == ("success", TRAINING_RUN_TASK_STATES)
     runs = api.get(f"/api/v2/dags/{DAG_ID}/dagRuns").json()
     assert [r["dag_run_id"] for r in runs["dag_runs"]] == [run["dag_run_id"]]  # no scheduled run
 
