@@ -12,12 +12,15 @@ from the REST API. Printed (and returned as JSON with ``--json``):
   backfill's throughput (runs completed per wall second over those runs); the target is
   last-10 / first-10 per-day time <= 1.2;
 * the scheduler's overhead per task: queued -> running (``start_date - queued_when``) and
-  scheduled -> queued, median and 95th percentile over every task instance that ran.
+  scheduled -> queued, median and 95th percentile over every task instance that ran; and the
+  hand-off between tasks (a task's start minus the end of the task before it in its run, the runs
+  being linear chains here), which is where the scheduler's loop and the task process's start show.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import statistics
 import sys
@@ -39,6 +42,14 @@ def seconds(start: str | None, end: str | None) -> float | None:
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def _by_task(task_instances: list[dict]) -> dict[str, list[float]]:
+    """Each task's run times, in run order."""
+    per_task: dict[str, list[float]] = {}
+    for ti in task_instances:
+        per_task.setdefault(ti["task_id"], []).append(seconds(ti["start_date"], ti["end_date"]))
+    return per_task
 
 
 def run(first_day: date, days: int, max_active_runs: int) -> dict:
@@ -81,14 +92,18 @@ def run(first_day: date, days: int, max_active_runs: int) -> dict:
     scheduled_to_queued = [seconds(ti["scheduled_when"], ti["queued_when"]) for ti in ran
                            if ti.get("scheduled_when") and ti["queued_when"]]
 
+    handoffs = []
+    for r in runs:
+        chain = sorted((ti for ti in ran if ti["dag_run_id"] == r["dag_run_id"]),
+                       key=lambda ti: ti["start_date"])
+        handoffs += [seconds(a["end_date"], b["start_date"]) for a, b in itertools.pairwise(chain)]
+
     def throughput_per_day(group: list[dict]) -> float:
         """Wall seconds per completed run over the group (overlapping runs share the wall time)."""
         return seconds(min(r["start_date"] for r in group), max(r["end_date"] for r in group)) / len(group)
 
     first10, last10 = runs[:10], runs[-10:]
-    per_task = {}
-    for ti in ran:
-        per_task.setdefault(ti["task_id"], []).append(seconds(ti["start_date"], ti["end_date"]))
+    per_task = _by_task(ran)
     result = {
         "days": days, "max_active_runs": max_active_runs, "run_states": states, "total_s": round(total, 1),
         "run_duration_first10_s": round(statistics.mean(durations[:10]), 2),
@@ -101,6 +116,10 @@ def run(first_day: date, days: int, max_active_runs: int) -> dict:
         if scheduled_to_queued else None,
         "scheduled_to_queued_p95_s": round(percentile(scheduled_to_queued, 0.95), 2)
         if scheduled_to_queued else None,
+        "handoff_median_s": round(statistics.median(handoffs), 2),
+        "handoff_p95_s": round(percentile(handoffs, 0.95), 2),
+        "run_overhead_s": round(statistics.mean(durations) - sum(
+            statistics.mean(v) for v in _by_task(ran).values()), 2),
         "task_instances": len(ran),
         "task_median_s": {k: round(statistics.median(v), 2) for k, v in sorted(per_task.items())},
         "task_first10_vs_last10_s": {
