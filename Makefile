@@ -35,7 +35,7 @@ help:
 	@echo "make lint   - ruff on the code"
 	@echo "make backfill-preview FROM=YYYY-MM-DD TO=YYYY-MM-DD [CONF=json] - what a backfill would run and rewrite (dry run)"
 	@echo "make manifests DATE=YYYY-MM-DD - write the SparkApplications of that day's run to build/manifests/"
-	@echo "make bench  - benchmarks: parse time, demo per task vs a plain script, peak memory, waiting, validation engines, feature job and trainers; ~20 min"
+	@echo "make bench  - benchmarks: parse time, demo per task vs a plain script, peak memory, waiting, validation engines, feature job and trainers, a 30-day backfill; ~35 min"
 	@echo "make lock   - re-resolve requirements.txt and requirements-dev.txt from the .in files"
 	@echo "make clean  - remove .local/ (data, MLflow store, Airflow home) and build/"
 
@@ -106,6 +106,7 @@ bench: $(VENV)/.installed
 	python bench/bench_waiting.py
 	python bench/bench_validation.py
 	python bench/bench_training.py
+	python bench/bench_backfill.py
 
 lock: $(VENV)/.installed
 	uv pip compile requirements.in --python-version 3.11 --excludes excludes.txt -o requirements.txt
