@@ -55,7 +55,14 @@ def _by_task(task_instances: list[dict]) -> dict[str, list[float]]:
 def run(first_day: date, days: int, max_active_runs: int) -> dict:
     import httpx
 
-    from tests.e2e.running_airflow import DAG_ID, Launcher, log_in, stop_with_sigint, unpause_parsed_dag
+    from tests.e2e.running_airflow import (
+        DAG_ID,
+        Launcher,
+        create_backfill,
+        log_in,
+        stop_with_sigint,
+        unpause_parsed_dag,
+    )
 
     with tempfile.TemporaryDirectory(prefix="bench-backfill-") as folder:
         airflow = Launcher(Path(folder))
@@ -66,11 +73,9 @@ def run(first_day: date, days: int, max_active_runs: int) -> dict:
                 unpause_parsed_dag(airflow, api)
                 last_day = first_day + timedelta(days=days - 1)
                 created = time.monotonic()
-                response = api.post("/api/v2/backfills", json={
+                backfill = create_backfill(api, {
                     "dag_id": DAG_ID, "from_date": f"{first_day}T00:00:00Z",
                     "to_date": f"{last_day}T00:00:00Z", "max_active_runs": max_active_runs})
-                response.raise_for_status()
-                backfill = response.json()
                 airflow.wait_for("the backfill", lambda: api.get(
                     f"/api/v2/backfills/{backfill['id']}").json()["completed_at"], timeout=4 * 3600, every=10)
                 total = time.monotonic() - created

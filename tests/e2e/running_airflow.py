@@ -198,6 +198,31 @@ def unpause_parsed_dag(airflow: Launcher, api: httpx.Client) -> dict:
     return dag
 
 
+def create_backfill(api: httpx.Client, body: dict, *, attempts: int = 3) -> dict:
+    """``POST /api/v2/backfills``, recovering from Airflow's SQLite lock refusal.
+
+    On SQLite (the embedded default) Airflow may answer 503 "Database is locked. Backfill creation is
+    not supported on SQLite under concurrent access" after it has stored the backfill and some of its
+    runs. Then the partial backfill is cancelled (its queued runs fail) and the backfill is created
+    again, reprocessing at least those failed runs. On PostgreSQL or MySQL this never happens.
+    """
+    for attempt in range(1, attempts + 1):
+        response = api.post("/api/v2/backfills", json=body)
+        if response.status_code != 503 or attempt == attempts:
+            assert response.status_code == 200, response.text
+            return response.json()
+        assert "Database is locked" in response.text, response.text
+        print(f"backfill creation refused (SQLite lock), attempt {attempt}: cancelling the partial one")
+        listed = api.get("/api/v2/backfills", params={"dag_id": body["dag_id"]}).json()["backfills"]
+        for partial in (b for b in listed if b["completed_at"] is None):
+            cancelled = api.put(f"/api/v2/backfills/{partial['id']}/cancel")
+            assert cancelled.status_code == 200, cancelled.text
+        if body.get("reprocess_behavior") in (None, "none"):
+            body = {**body, "reprocess_behavior": "failed"}
+        time.sleep(2)
+    raise AssertionError("unreachable")
+
+
 def stop_with_sigint(airflow: Launcher) -> None:
     """Ctrl-C: the launcher exits 0 and nothing of its tree is left."""
     airflow.record_tree()

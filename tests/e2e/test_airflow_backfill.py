@@ -25,6 +25,7 @@ from tests.e2e.running_airflow import (
     DAG_ID,
     TRAINING_RUN_TASK_STATES,
     Launcher,
+    create_backfill,
     log_in,
     stop_with_sigint,
     timings,
@@ -91,9 +92,7 @@ def _backfill_twice(airflow: Launcher, api: httpx.Client, layout: DataLayout) ->
 
 def run_backfill(airflow: Launcher, api: httpx.Client, body: dict) -> list[dict]:
     """Create the backfill, wait for it to complete, check its runs; return them."""
-    response = api.post("/api/v2/backfills", json=body)
-    assert response.status_code == 200, response.text
-    backfill = response.json()
+    backfill = create_backfill(api, body)
     started = time.monotonic()
     airflow.wait_for("the backfill to complete", lambda: api.get(
         f"/api/v2/backfills/{backfill['id']}").json()["completed_at"], timeout=900, every=5)

@@ -1,0 +1,57 @@
+"""The real-Airflow harness's own logic that a real Airflow triggers only by chance."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+
+from tests.e2e.running_airflow import create_backfill
+
+LOCKED = {"detail": "Database is locked. Backfill creation is not supported on SQLite under concurrent "
+                    "access. Please use PostgreSQL or MySQL."}
+
+
+def api_answering(answers: list[tuple[str, str, int, dict]], seen: list[tuple[str, str, dict | None]]):
+    """An httpx client whose server answers ``answers`` in order, each checked against the request."""
+    def handle(request: httpx.Request) -> httpx.Response:
+        method, path, status, body = answers.pop(0)
+        sent = json.loads(request.content) if request.content else None
+        seen.append((request.method, request.url.path, sent))
+        assert (request.method, request.url.path) == (method, path)
+        return httpx.Response(status, json=body)
+
+    return httpx.Client(base_url="http://airflow", transport=httpx.MockTransport(handle))
+
+
+@pytest.mark.parametrize(("asked", "retried_with"), [(None, "failed"), ("none", "failed"),
+                                                     ("completed", "completed")])
+def test_a_backfill_refused_by_the_sqlite_lock_is_cancelled_and_created_again(monkeypatch, asked,
+                                                                              retried_with):
+    monkeypatch.setattr("time.sleep", lambda seconds: None)
+    body = {"dag_id": "d", "from_date": "2013-06-01T00:00:00Z", "to_date": "2013-06-07T00:00:00Z"}
+    if asked:
+        body["reprocess_behavior"] = asked
+    seen = []
+    api = api_answering([
+        ("POST", "/api/v2/backfills", 503, LOCKED),
+        ("GET", "/api/v2/backfills", 200, {"backfills": [{"id": 1, "completed_at": "2026-11-23T00:00:00Z"},
+                                                         {"id": 2, "completed_at": None}]}),
+        ("PUT", "/api/v2/backfills/2/cancel", 200, {"id": 2}),
+        ("POST", "/api/v2/backfills", 200, {"id": 3}),
+    ], seen)
+    assert create_backfill(api, body) == {"id": 3}
+    assert seen[0][2] == body
+    assert seen[-1][2] == {**body, "reprocess_behavior": retried_with}
+
+
+def test_other_refusals_and_a_lock_that_persists_fail():
+    body = {"dag_id": "d", "from_date": "2013-06-01T00:00:00Z", "to_date": "2013-06-07T00:00:00Z"}
+    running = {"detail": "There is already a running backfill"}
+    api = api_answering([("POST", "/api/v2/backfills", 409, running)], [])
+    with pytest.raises(AssertionError, match="There is already a running backfill"):
+        create_backfill(api, body)
+    api = api_answering([("POST", "/api/v2/backfills", 503, LOCKED)], [])
+    with pytest.raises(AssertionError, match="Database is locked"):
+        create_backfill(api, body, attempts=1)
