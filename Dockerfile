@@ -17,4 +17,5 @@ COPY --chown=airflow:0 plugins/ /opt/airflow/plugins/
 COPY --chown=airflow:0 include/ /opt/airflow/include/
 COPY --chown=airflow:0 spark_jobs/ /opt/airflow/spark_jobs/
 
-USER airflow
+# The official image's airflow user (uid 50000), numeric so the kubelet can check runAsNonRoot.
+USER 50000
