@@ -45,9 +45,14 @@ CPU_RESOURCES = {
 RAPIDS_VERSION = "26.10.0"
 #: Scala line of the job image's Spark: Spark 4 is built for Scala 2.13 only (pyspark's jars say so).
 SCALA_BINARY_VERSION = "2.13"
-#: The x86_64 CUDA 12 build (NVIDIA driver R525+); the `cuda13` classifier needs R580+.
-RAPIDS_JAR = (f"https://repo1.maven.org/maven2/com/nvidia/rapids-4-spark_{SCALA_BINARY_VERSION}/"
-              f"{RAPIDS_VERSION}/rapids-4-spark_{SCALA_BINARY_VERSION}-{RAPIDS_VERSION}.jar")
+RAPIDS_JAR_NAME = f"rapids-4-spark_{SCALA_BINARY_VERSION}-{RAPIDS_VERSION}.jar"
+#: The x86_64 CUDA 12 build (NVIDIA driver R525+); the `cuda13` classifier needs R580+. The GPU
+#: variant of Dockerfile.spark downloads it from here when the image is built.
+RAPIDS_JAR_URL = (f"https://repo1.maven.org/maven2/com/nvidia/rapids-4-spark_{SCALA_BINARY_VERSION}/"
+                  f"{RAPIDS_VERSION}/{RAPIDS_JAR_NAME}")
+#: The jar inside the GPU image: baked in, because driver pods under the namespaces' default-deny
+#: NetworkPolicy cannot reach Maven Central (and a download at every start is slow and fragile).
+RAPIDS_JAR = f"local:///opt/spark/rapids/{RAPIDS_JAR_NAME}"
 #: The shim of the newest Spark that RAPIDS_VERSION supports, forced because it has none for 4.3.
 RAPIDS_SHIM_PROVIDER = "com.nvidia.spark.rapids.shims.spark420.SparkShimServiceProvider"
 

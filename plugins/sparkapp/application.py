@@ -8,6 +8,7 @@ The manifest is the single description of the job; nothing else says how it runs
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import re
@@ -29,6 +30,37 @@ PYTHON_PATH = (".", "plugins")
 
 #: Spark version of the job image; it must match the pinned ``pyspark`` (a test checks it).
 SPARK_VERSION = "4.3.0"
+#: The uid and gid of the ``spark`` user of the official apache/spark images, which the job image keeps.
+SPARK_UID = 185
+#: The Prometheus JMX exporter java agent in the job image (Dockerfile.spark downloads it there); the
+#: operator starts it in the driver and executors (``spec.monitoring``), serving ``METRICS_PORT``.
+JMX_EXPORTER_VERSION = "1.0.1"
+JMX_EXPORTER_JAR = f"/opt/spark/monitoring/jmx_prometheus_javaagent-{JMX_EXPORTER_VERSION}.jar"
+METRICS_PORT = 8090
+
+#: The pods' security context: Kubernetes' Pod Security Standard "restricted" (non-root, no
+#: privilege escalation, no capabilities, the runtime's seccomp profile). The operator's mutating
+#: webhook applies it; a namespace enforcing "restricted" refuses pods without it.
+POD_SECURITY_CONTEXT = {
+    "runAsNonRoot": True,
+    "runAsUser": SPARK_UID,
+    "runAsGroup": SPARK_UID,
+    "fsGroup": SPARK_UID,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+CONTAINER_SECURITY_CONTEXT = {
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "runAsNonRoot": True,
+    "runAsUser": SPARK_UID,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+#: Prometheus metrics of the driver and executors, through the JMX exporter.
+MONITORING = {
+    "exposeDriverMetrics": True,
+    "exposeExecutorMetrics": True,
+    "prometheus": {"jmxExporterJar": JMX_EXPORTER_JAR, "port": METRICS_PORT},
+}
 
 _DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 _MEMORY = re.compile(r"^[1-9][0-9]*[kmgt]$")
@@ -238,7 +270,8 @@ class PodResources:
     :param memory: JVM heap in Spark's notation, e.g. ``"512m"`` or ``"2g"``.
     :param core_request: the pod's CPU request when it differs from ``cores``, e.g. ``"500m"``
         (fractional CPU goes here, never into ``cores``).
-    :param core_limit: the pod's CPU limit, e.g. ``"2"``.
+    :param core_limit: the pod's CPU limit, e.g. ``"2"``; default ``cores`` (every pod has a CPU limit,
+        which namespaces with a CPU quota require).
     :param gpu: GPUs of the pod, or None.
     :param memory_overhead: non-heap memory of the pod in Spark's notation (``memoryOverhead``);
         it replaces Spark's default (10% of ``memory``, 40% for Python jobs on Kubernetes), it is not
@@ -286,8 +319,7 @@ class PodResources:
         spec: dict = {"cores": self.cores, "memory": self.memory}
         if self.core_request is not None:
             spec["coreRequest"] = self.core_request
-        if self.core_limit is not None:
-            spec["coreLimit"] = self.core_limit
+        spec["coreLimit"] = self.core_limit if self.core_limit is not None else str(self.cores)
         if self.gpu is not None:
             spec["gpu"] = self.gpu.as_spec()
         if self.memory_overhead is not None:
@@ -600,12 +632,17 @@ def render_manifest(job: SparkJob, *, name: str, namespace: str, arguments: Sequ
             **job.driver.as_spec(),
             "serviceAccount": job.service_account,
             "labels": dict(pod_labels),
+            "podSecurityContext": copy.deepcopy(POD_SECURITY_CONTEXT),
+            "securityContext": copy.deepcopy(CONTAINER_SECURITY_CONTEXT),
         },
         "executor": {
             **job.executor.as_spec(),
             "instances": job.executor_instances,
             "labels": dict(pod_labels),
+            "podSecurityContext": copy.deepcopy(POD_SECURITY_CONTEXT),
+            "securityContext": copy.deepcopy(CONTAINER_SECURITY_CONTEXT),
         },
+        "monitoring": copy.deepcopy(MONITORING),
     }
     return {
         "apiVersion": API_VERSION,

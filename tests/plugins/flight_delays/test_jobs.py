@@ -12,6 +12,7 @@ from flight_delays.jobs import (
     FEATURES_JOB,
     GPU_TRAINING,
     RAPIDS_JAR,
+    RAPIDS_JAR_URL,
     RAPIDS_SHIM_PROVIDER,
     RAPIDS_VERSION,
     SCALA_BINARY_VERSION,
@@ -20,6 +21,7 @@ from flight_delays.jobs import (
     VALIDATE_JOB,
 )
 from sparkapp.application import SPARK_VERSION, BatchScheduler, render_manifest
+from tests.plugins.sparkapp.test_application import RESTRICTED
 
 NAME, NAMESPACE = "train-20130630-abcdef12", "ml-prod"
 
@@ -32,12 +34,13 @@ def test_gpu_profile_of_training_is_exactly_the_expected_spec():
     spec = rendered_spec(TRAIN_JOB.with_profile("gpu"))
     assert spec["image"] == "ghcr.io/flight-delays/spark-jobs-gpu:0.1.0"
     assert spec["driver"] == {
-        "cores": 1, "memory": "2g", "priorityClassName": "ml-training", "serviceAccount": "spark",
-        "labels": {},
+        "cores": 1, "memory": "2g", "coreLimit": "1", "priorityClassName": "ml-training",
+        "serviceAccount": "spark", "labels": {}, **RESTRICTED,
     }
     assert spec["executor"] == {
         "cores": 4,
         "memory": "8g",
+        "coreLimit": "4",
         "gpu": {"name": "nvidia.com/gpu", "quantity": 1},
         "memoryOverhead": "6g",
         "nodeSelector": {"nvidia.com/gpu.present": "true"},
@@ -45,6 +48,7 @@ def test_gpu_profile_of_training_is_exactly_the_expected_spec():
         "priorityClassName": "ml-training",
         "instances": 2,
         "labels": {},
+        **RESTRICTED,
     }
     assert spec["sparkConf"] == {
         "spark.sql.shuffle.partitions": "8",
@@ -61,9 +65,7 @@ def test_gpu_profile_of_training_is_exactly_the_expected_spec():
         "spark.rapids.sql.concurrentGpuTasks": "1",
         "spark.rapids.memory.pinnedPool.size": "2g",
     }
-    assert spec["deps"] == {"pyFiles": [], "jars": [
-        "https://repo1.maven.org/maven2/com/nvidia/rapids-4-spark_2.13/26.10.0/rapids-4-spark_2.13-26.10.0.jar",
-    ]}
+    assert spec["deps"] == {"pyFiles": [], "jars": ["local:///opt/spark/rapids/rapids-4-spark_2.13-26.10.0.jar"]}
     # Gang scheduling is off until the cluster has Volcano or YuniKorn (docs/GPU.md).
     assert not {"batchScheduler", "batchSchedulerOptions", "nodeSelector"} & set(spec)
 
@@ -75,7 +77,8 @@ def test_rapids_jar_is_built_for_the_scala_and_spark_of_the_job_image():
     (core,) = (Path(pyspark.__file__).parent / "jars").glob("spark-core_*.jar")
     assert core.name == f"spark-core_2.13-{SPARK_VERSION}.jar"
     (artifact, version, file_name) = re.fullmatch(
-        r"https://repo1\.maven\.org/maven2/com/nvidia/([^/]+)/([^/]+)/([^/]+)", RAPIDS_JAR).groups()
+        r"https://repo1\.maven\.org/maven2/com/nvidia/([^/]+)/([^/]+)/([^/]+)", RAPIDS_JAR_URL).groups()
+    assert RAPIDS_JAR == f"local:///opt/spark/rapids/{file_name}"  # where the GPU image puts it
     assert (artifact, version) == ("rapids-4-spark_2.13", "26.10.0")
     assert file_name == f"{artifact}-{version}.jar"  # the CUDA 12 x86_64 build: no classifier
     assert artifact.removeprefix("rapids-4-spark_") == core.name.split("_")[1].split("-")[0]
@@ -110,8 +113,10 @@ def test_cpu_profiles_stay_off_gpu_nodes_and_need_no_jars(job):
     spec = rendered_spec(job)
     assert spec["image"] == SPARK_IMAGE
     assert spec["deps"] == {"pyFiles": []}
-    assert spec["driver"] == {"cores": 1, "memory": "1g", "serviceAccount": "spark", "labels": {}}
-    assert spec["executor"] == {"cores": 1, "memory": "2g", "instances": 2, "labels": {}}
+    assert spec["driver"] == {"cores": 1, "memory": "1g", "coreLimit": "1", "serviceAccount": "spark",
+                              "labels": {}, **RESTRICTED}
+    assert spec["executor"] == {"cores": 1, "memory": "2g", "coreLimit": "1", "instances": 2, "labels": {},
+                                **RESTRICTED}
     assert spec["sparkConf"] == {"spark.sql.shuffle.partitions": "8", "spark.log.level": "WARN"}
 
 

@@ -29,6 +29,12 @@ JOB = SparkJob(
     py_files=("deps/lib.zip",),
 )
 START = datetime(2013, 6, 30, tzinfo=timezone.utc)
+#: Pod Security Standard "restricted", as Kubernetes' docs list it, for the spark user (uid 185).
+RESTRICTED_POD = {"runAsNonRoot": True, "runAsUser": 185, "runAsGroup": 185, "fsGroup": 185,
+                  "seccompProfile": {"type": "RuntimeDefault"}}
+RESTRICTED_CONTAINER = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
+                        "runAsNonRoot": True, "runAsUser": 185, "seccompProfile": {"type": "RuntimeDefault"}}
+RESTRICTED = {"podSecurityContext": RESTRICTED_POD, "securityContext": RESTRICTED_CONTAINER}
 
 
 def test_render_manifest_is_the_full_spark_application():
@@ -61,11 +67,20 @@ def test_render_manifest_is_the_full_spark_application():
                 "onSubmissionFailureRetries": 3,
                 "onSubmissionFailureRetryInterval": 60,
             },
-            "driver": {"cores": 1, "memory": "1g", "coreRequest": "500m", "serviceAccount": "spark",
-                       "labels": {"team": "ml"}},
+            # No core_limit given: the limit is the cores, so every pod has one.
+            "driver": {"cores": 1, "memory": "1g", "coreRequest": "500m", "coreLimit": "1",
+                       "serviceAccount": "spark", "labels": {"team": "ml"},
+                       "podSecurityContext": RESTRICTED_POD, "securityContext": RESTRICTED_CONTAINER},
             "executor": {"cores": 2, "memory": "3g", "coreLimit": "2",
                          "gpu": {"name": "nvidia.com/gpu", "quantity": 1}, "instances": 4,
-                         "labels": {"team": "ml"}},
+                         "labels": {"team": "ml"},
+                         "podSecurityContext": RESTRICTED_POD, "securityContext": RESTRICTED_CONTAINER},
+            "monitoring": {
+                "exposeDriverMetrics": True,
+                "exposeExecutorMetrics": True,
+                "prometheus": {"jmxExporterJar": "/opt/spark/monitoring/jmx_prometheus_javaagent-1.0.1.jar",
+                               "port": 8090},
+            },
         },
     }
 
@@ -329,10 +344,12 @@ def test_placement_scheduling_and_jars_render_into_the_crd_fields():
                                        resources={"nvidia.com/gpu": "2", "cpu": "9", "memory": "34Gi"}),
     )
     spec = render_manifest(job, name="train-20130630-abcdef12", namespace="ml-prod")["spec"]
-    assert spec["driver"] == {"cores": 1, "memory": "2g", "memoryOverhead": "1g",
-                              "priorityClassName": "ml-training", "serviceAccount": "spark", "labels": {}}
+    assert spec["driver"] == {"cores": 1, "memory": "2g", "coreLimit": "1", "memoryOverhead": "1g",
+                              "priorityClassName": "ml-training", "serviceAccount": "spark", "labels": {},
+                              **RESTRICTED}
     assert spec["executor"] == {
-        "cores": 4, "memory": "8g", "gpu": {"name": "nvidia.com/gpu", "quantity": 1}, "memoryOverhead": "6g",
+        "cores": 4, "memory": "8g", "coreLimit": "4", "gpu": {"name": "nvidia.com/gpu", "quantity": 1},
+        "memoryOverhead": "6g",
         "nodeSelector": {"nvidia.com/gpu.present": "true"},
         "tolerations": [
             {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
@@ -341,7 +358,7 @@ def test_placement_scheduling_and_jars_render_into_the_crd_fields():
              "tolerationSeconds": 300},
             {"operator": "Exists"},
         ],
-        "priorityClassName": "ml-training", "instances": 2, "labels": {},
+        "priorityClassName": "ml-training", "instances": 2, "labels": {}, **RESTRICTED,
     }
     assert spec["deps"] == {"pyFiles": [], "jars": [
         "https://repo1.maven.org/maven2/com/nvidia/rapids-4-spark_2.13/26.10.0/rapids-4-spark_2.13-26.10.0.jar"]}
@@ -378,9 +395,12 @@ def test_a_profile_replaces_image_and_scheduler_and_adds_its_jars_after_the_jobs
     assert rendered["spec"]["image"] == "gpu:1"
 
 
-def test_a_job_without_the_new_fields_renders_exactly_as_before():
-    # Same spec, same hash: applications created before these fields existed are still adopted.
+def test_a_job_without_optional_fields_renders_the_same_spec_hash():
+    # Same spec, same hash: a retry adopts the application an earlier try created. The hash changed
+    # once on purpose (from d47979f28c85159b), when every application got the restricted security
+    # context, Prometheus monitoring and a CPU limit; an application still running from before that
+    # is refused with SparkApplicationConflict, not adopted.
     spec = render_manifest(JOB, name="features-20130630-abcdef12", namespace="ml-dev")["spec"]
     assert not {"batchScheduler", "batchSchedulerOptions", "nodeSelector"} & set(spec)
     assert spec["deps"] == {"pyFiles": ["local:///opt/spark/work-dir/deps/lib.zip"]}
-    assert spec_hash(spec) == "d47979f28c85159b"  # the hash the code before them gave
+    assert spec_hash(spec) == "bfc7506ea84e2525"

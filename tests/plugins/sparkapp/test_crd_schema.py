@@ -109,8 +109,7 @@ def test_every_profile_of_every_job_validates_against_the_crd(crd_schema, conf):
     assert gpu["sparkConf"]["spark.executor.resource.gpu.amount"] == "1"
     assert "gpu" not in manifests["submit_training.cpu"]["spec"]["executor"]
     assert gpu["sparkConf"]["spark.plugins"] == "com.nvidia.spark.SQLPlugin"
-    assert gpu["deps"]["jars"] == ["https://repo1.maven.org/maven2/com/nvidia/rapids-4-spark_2.13/26.10.0/"
-                                   "rapids-4-spark_2.13-26.10.0.jar"]
+    assert gpu["deps"]["jars"] == ["local:///opt/spark/rapids/rapids-4-spark_2.13-26.10.0.jar"]
     assert (gpu["executor"]["nodeSelector"], gpu["executor"]["tolerations"]) == (
         {"nvidia.com/gpu.present": "true"},
         [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}])
@@ -227,3 +226,56 @@ def test_make_manifests_refuses_a_bad_conf(tmp_path):
 
     with pytest.raises(ParamValidationError, match="window_days"):
         main(["--date", "2013-06-30", "--conf", '{"window_days": 2}', "--out", str(tmp_path)])
+
+
+def restricted_violations(manifest: dict) -> list[str]:
+    """What keeps the driver or executor pods of ``manifest`` from Pod Security "restricted", or from
+    having CPU and memory limits (Spark sets the memory limit to memory + overhead; the CPU limit is
+    ``coreLimit``)."""
+    found = []
+    for role in ("driver", "executor"):
+        pod = manifest["spec"][role]
+        pod_context, container = pod.get("podSecurityContext", {}), pod.get("securityContext", {})
+        if not (pod_context.get("runAsNonRoot") and container.get("runAsNonRoot")):
+            found.append(f"{role}: runAsNonRoot is not set")
+        if pod_context.get("runAsUser") == 0 or container.get("runAsUser") == 0:
+            found.append(f"{role}: runs as root")
+        if container.get("allowPrivilegeEscalation") is not False:
+            found.append(f"{role}: allowPrivilegeEscalation is not false")
+        if container.get("capabilities", {}).get("drop") != ["ALL"]:
+            found.append(f"{role}: capabilities are not dropped")
+        if container.get("seccompProfile", pod_context.get("seccompProfile")) != {"type": "RuntimeDefault"}:
+            found.append(f"{role}: no RuntimeDefault seccomp profile")
+        if container.get("privileged"):
+            found.append(f"{role}: privileged")
+        for limit in ("cores", "coreLimit", "memory"):
+            if limit not in pod:
+                found.append(f"{role}: no {limit}")
+    return found
+
+
+def test_every_application_meets_pod_security_restricted_with_limits_and_metrics():
+    from flight_delays.manifests import render_run
+
+    manifests = render_run(date(2013, 6, 30), {"validation_engine": "spark"}, all_profiles=True)
+    assert len(manifests) == 4
+    for key, manifest in manifests.items():
+        assert restricted_violations(manifest) == [], key
+        assert len(manifest["metadata"]["name"]) <= 63, key
+        assert manifest["spec"]["monitoring"]["exposeDriverMetrics"] is True, key
+        assert manifest["spec"]["monitoring"]["exposeExecutorMetrics"] is True, key
+
+
+def test_restricted_violations_names_each_gap():
+    manifest = a_features_manifest()
+    executor = manifest["spec"]["executor"]
+    executor["securityContext"] = {**executor["securityContext"], "allowPrivilegeEscalation": True,
+                                   "privileged": True}
+    del executor["coreLimit"]
+    del manifest["spec"]["driver"]["podSecurityContext"]
+    assert restricted_violations(manifest) == [
+        "driver: runAsNonRoot is not set",
+        "executor: allowPrivilegeEscalation is not false",
+        "executor: privileged",
+        "executor: no coreLimit",
+    ]
