@@ -2,6 +2,10 @@
 # Matches the pinned apache-airflow and Python; the project is baked in under /opt/airflow.
 FROM apache/airflow:3.3.2-python3.11
 
+# The version recorded with every model this deployment trains (MLflow tag code_version), e.g. the git sha.
+ARG CODE_VERSION=unknown
+ENV FLIGHT_DELAYS_CODE_VERSION=${CODE_VERSION}
+
 # The lock pins every package, so no resolution is needed (and --no-deps keeps pyspark-client,
 # which would overwrite pyspark's files, out). Installed as the image's airflow user.
 COPY --chown=airflow:0 requirements.txt /tmp/requirements.txt

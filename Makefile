@@ -32,7 +32,7 @@ help:
 	@echo "make airflow - start a local Airflow (api-server, scheduler, dag-processor, triggerer) on http://127.0.0.1:$(PORT); Ctrl-C stops it all"
 	@echo "make horovod - build Horovod (torch trainer's second backend) into $(VENV); ~4 min once, needs cmake and g++"
 	@echo "make test-horovod - make horovod, then the Horovod backend's tests (left out of make test)"
-	@echo "make lint   - ruff on the code"
+	@echo "make lint   - ruff on the code, hadolint on Dockerfile and Dockerfile.spark"
 	@echo "make backfill-preview FROM=YYYY-MM-DD TO=YYYY-MM-DD [CONF=json] - what a backfill would run and rewrite (dry run)"
 	@echo "make manifests DATE=YYYY-MM-DD - write the SparkApplications of that day's run to build/manifests/"
 	@echo "make bench  - benchmarks: parse time, demo per task vs a plain script, peak memory, waiting, validation engines, feature job and trainers, a 30-day backfill; ~35 min"
@@ -90,8 +90,10 @@ horovod: $(VENV)/.installed
 test-horovod: horovod
 	python -m pytest -m horovod tests/spark_jobs/test_horovod.py
 
+# ruff on the code; hadolint on both images (any finding, info included, fails).
 lint: $(VENV)/.installed
 	ruff check .
+	hadolint Dockerfile Dockerfile.spark
 
 backfill-preview: $(VENV)/.installed
 	@test -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make backfill-preview FROM=YYYY-MM-DD TO=YYYY-MM-DD [CONF='{...}']" >&2; exit 2; }
@@ -111,6 +113,9 @@ bench: $(VENV)/.installed
 lock: $(VENV)/.installed
 	uv pip compile requirements.in --python-version 3.11 --excludes excludes.txt -o requirements.txt
 	uv pip compile requirements-dev.in --python-version 3.11 -o requirements-dev.txt
+	uv pip compile requirements-spark.in --python-version 3.11 --excludes excludes.txt -o requirements-spark.txt
+	uv pip compile requirements-spark-gpu.in --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+	  --excludes excludes.txt -o requirements-spark-gpu.txt
 
 clean:
 	rm -rf .local build
