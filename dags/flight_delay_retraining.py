@@ -26,9 +26,14 @@ from airflow.sdk import DAG, CronDataIntervalTimetable, Param, chain, task
 
 from flight_delays import settings, tasks
 from flight_delays.jobs import FEATURES_JOB, TRAIN_JOB, VALIDATE_JOB
-from flight_delays.operators import ValidatePartitionsOperator
+from flight_delays.operators import RegisterModelOperator, ValidatePartitionsOperator
 from sparkapp.operators.spark_application import SparkApplicationOperator
-from sparkapp.sensors.spark_application import SparkApplicationSensor
+from sparkapp.sensors.spark_application import COST_XCOM_KEY, SparkApplicationSensor
+
+
+#: The sensor task that waits on each Spark stage (and records its cost inputs).
+SPARK_STAGE_SENSORS = {"validation": "wait_for_validation", "features": "wait_for_features",
+                       "training": "wait_for_training"}
 
 
 def from_ingest(key: str) -> str:
@@ -224,10 +229,6 @@ with DAG(
     )
 
     @task
-    def register(application: str) -> dict:
-        return tasks.register(application)
-
-    @task
     def promote(registration: dict, params=None, dag_run=None) -> dict:
         return tasks.promote(registration, policy=params["promotion_policy"],
                              margin=params["promotion_margin"], reason=params["promotion_reason"] or "",
@@ -236,8 +237,12 @@ with DAG(
 
     # Also after choose_training skipped the training (None for the model then).
     @task(trigger_rule="none_failed")
-    def report(ingested: dict, verdict: dict, registration: dict | None, decision: dict | None) -> dict:
-        return tasks.report(ingested, verdict, registration, decision)
+    def report(ingested: dict, verdict: dict, registration: dict | None, decision: dict | None,
+               ti=None) -> dict:
+        # Each sensor pushed its application's cost inputs; a skipped stage pushed none.
+        costs = {stage: ti.xcom_pull(task_ids=sensor, key=COST_XCOM_KEY)
+                 for stage, sensor in SPARK_STAGE_SENSORS.items()}
+        return tasks.report(ingested, verdict, registration, decision, costs=costs)
 
     plan = preflight()
     ingested = ingest(plan)
@@ -249,7 +254,7 @@ with DAG(
         # Runs after the validation SparkApplication, or straight after the branch (pandas).
         trigger_rule="none_failed",
     )
-    registration = register(submit_training.output)
+    registration = RegisterModelOperator(task_id="register", application=submit_training.output).output
     decision = promote(registration)
     chain(ingested, choose_validation_engine(), [submit_validation, verdict])
     chain(submit_validation, wait_for_validation, verdict)

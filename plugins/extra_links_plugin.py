@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
-from flight_delays.operators import DataDocsLink
-from sparkapp.links import SparkUiLink
+from flight_delays.operators import DataDocsLink, MlflowRunLink
+from sparkapp.links import SparkHistoryLink, SparkUiLink
 
 
 class ExtraLinksPlugin(AirflowPlugin):
     name = "flight_delays_extra_links"
-    operator_extra_links = [SparkUiLink(), DataDocsLink()]
+    operator_extra_links = [SparkUiLink(), SparkHistoryLink(), DataDocsLink(), MlflowRunLink()]

@@ -46,6 +46,10 @@ TASK_SIDE_COMPONENTS = ("scheduler", "dag-processor", "triggerer")
 HEALTH_CHECKS = ("metadatabase", "scheduler", "triggerer", "dag_processor")
 SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
 _PR_SET_CHILD_SUBREAPER = 36
+#: Connection arguments of the SQLite metadata database (``[database] sql_alchemy_connect_args``
+#: names them): wait up to a minute for a lock instead of sqlite3's 5 s. Four components write to
+#: one file; under load, 5 s made Airflow refuse backfill creation with "Database is locked".
+SQLITE_CONNECT_ARGS = {"timeout": 60}
 
 
 def airflow_environment(base: Mapping[str, str], *, host: str, port: int) -> dict[str, str]:
@@ -79,6 +83,9 @@ def airflow_environment(base: Mapping[str, str], *, host: str, port: int) -> dic
     env["PYTHONPATH"] = os.pathsep.join([*missing, *python_path])
     if env.get("PATH", "").split(os.pathsep)[0] != interpreter_bin:
         env["PATH"] = os.pathsep.join(filter(None, [interpreter_bin, env.get("PATH")]))
+    if env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "sqlite").startswith("sqlite"):
+        env.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS",
+                       f"{__name__}.SQLITE_CONNECT_ARGS")
     base_url = f"http://{host}:{port}"
     env.update({
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",

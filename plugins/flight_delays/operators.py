@@ -1,4 +1,5 @@
-"""The validation gate as an operator, so that its task page links to the Data Docs it builds."""
+"""Pipeline steps as operators where their task pages link somewhere: the validation gate to the Data
+Docs it builds, the registration to the MLflow run of the model it registers."""
 
 from __future__ import annotations
 
@@ -52,3 +53,42 @@ class ValidatePartitionsOperator(BaseOperator):
         # Pushed first: a failed validation is when the Data Docs matter most.
         context["ti"].xcom_push(key=DataDocsLink().xcom_key, value=index.as_uri())
         return tasks.validate(self.ingested, engine=self.engine, application=self.application)
+
+
+class MlflowRunLink(BaseOperatorLink):
+    """The "MLflow run" button: the training run of the registered model, in the MLflow UI."""
+
+    name = "MLflow run"
+
+    def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
+        from airflow.sdk.execution_time.xcom import XCom
+
+        return XCom.get_value(ti_key=ti_key, key=self.xcom_key) or ""
+
+
+class RegisterModelOperator(BaseOperator):
+    """Register the model trained by a SparkApplication (see :func:`flight_delays.tasks.register`).
+
+    The task page links to the training's MLflow run when the MLflow UI has an address
+    (:func:`flight_delays.settings.mlflow_ui_url`).
+
+    :param application: the training SparkApplication's name (templated; usually the submit task's XCom).
+    """
+
+    template_fields: Sequence[str] = ("application",)
+    operator_extra_links = (MlflowRunLink(),)
+
+    def __init__(self, *, application: str, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.application = application
+
+    def execute(self, context: Context) -> dict:
+        from flight_delays import settings, tasks
+
+        registration = tasks.register(self.application)
+        url = settings.mlflow_run_url(registration["run_id"])
+        if url:
+            self.log.info("MLflow run of %s version %s: %s", registration["model_name"],
+                          registration["version"], url)
+            context["ti"].xcom_push(key=MlflowRunLink().xcom_key, value=url)
+        return registration

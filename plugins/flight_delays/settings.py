@@ -7,6 +7,8 @@ default that keeps everything inside the project's ignored ``.local/`` folder:
 ``FLIGHT_DELAYS_DATA_ROOT``       data root (raw, features, reports); default ``.local/data``
 ``MLFLOW_TRACKING_URI``           MLflow tracking/registry; default ``sqlite:///.local/mlflow/mlflow.db``
 ``MLFLOW_ARTIFACT_LOCATION``      artifact location of a new experiment; default ``.local/mlflow/artifacts``
+``MLFLOW_UI_URL``                 address of the MLflow UI for task links; default: the tracking URI
+                                  when it is ``http(s)://``, else no link
 ``SPARK_NAMESPACE``               namespace of the SparkApplications; default ``default``
 ``FLIGHT_DELAYS_CODE_VERSION``    the code version recorded with each model (the image sets it);
                                   default: the checkout's git sha (``-dirty`` with local changes)
@@ -50,6 +52,23 @@ def mlflow_tracking_uri() -> str:
 
 def mlflow_artifact_location() -> str:
     return os.environ.get("MLFLOW_ARTIFACT_LOCATION", str(LOCAL_DIR / "mlflow" / "artifacts"))
+
+
+def mlflow_ui_url() -> str | None:
+    """The MLflow UI's address (``$MLFLOW_UI_URL``, else an ``http(s)://`` tracking URI), or None."""
+    url = os.environ.get("MLFLOW_UI_URL") or mlflow_tracking_uri()
+    return url.rstrip("/") if url.startswith(("http://", "https://")) else None
+
+
+def mlflow_run_url(run_id: str) -> str | None:
+    """The page of an MLflow run in the MLflow UI, or None without a UI address."""
+    base = mlflow_ui_url()
+    if base is None:
+        return None
+    import mlflow
+
+    experiment_id = mlflow.MlflowClient(tracking_uri=mlflow_tracking_uri()).get_run(run_id).info.experiment_id
+    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
 
 
 def code_version() -> str:

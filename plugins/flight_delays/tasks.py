@@ -185,15 +185,22 @@ def promote(registration: dict, *, policy: str, margin: float, reason: str, requ
     return decision.as_dict()
 
 
-def report(ingested: dict, verdict: dict, registration: dict | None, decision: dict | None) -> dict:
+def report(ingested: dict, verdict: dict, registration: dict | None, decision: dict | None,
+           costs: dict[str, dict | None] | None = None) -> dict:
     """Summarise the run, write it to the data root's ``reports/`` and return it.
 
     ``registration`` and ``decision`` are None when the run did not train (a backfill's, by default).
+    ``costs`` holds the cost inputs of each Spark stage that ran (:mod:`sparkapp.cost`), by stage
+    name; they are logged, kept in the report and, when the run trained, logged as MLflow metrics
+    ``cost.<stage>.<figure>`` and ``cost.total.<figure>`` on the training run.
     """
     import mlflow
     import pyarrow.parquet as pq
 
     from flight_delays.ingest import write_json_atomically
+    from sparkapp.cost import ApplicationCost, total
+
+    stage_costs = {stage: ApplicationCost.from_dict(cost) for stage, cost in (costs or {}).items() if cost}
 
     layout = DataLayout.from_env()
     day = date.fromisoformat(ingested["day"])
@@ -206,9 +213,16 @@ def report(ingested: dict, verdict: dict, registration: dict | None, decision: d
         "feature_rows": sum(pq.ParquetFile(f).metadata.num_rows for f in feature_files),
         "test_metrics": None,
         "model": None,
+        "cost": {"stages": {stage: cost.as_dict() for stage, cost in stage_costs.items()},
+                 "total": total(stage_costs.values())},
     }
+    for stage, cost in stage_costs.items():
+        log.info("Cost inputs of the %s stage (%s): %s", stage, cost.application, cost.describe())
+    log.info("Cost inputs of the run of %s: %s", day, summary["cost"]["total"])
     if registration is not None:
-        run = mlflow.MlflowClient(tracking_uri=settings.mlflow_tracking_uri()).get_run(registration["run_id"])
+        client = mlflow.MlflowClient(tracking_uri=settings.mlflow_tracking_uri())
+        log_cost_metrics(client, registration["run_id"], summary["cost"])
+        run = client.get_run(registration["run_id"])
         summary["test_metrics"] = {k: v for k, v in sorted(run.data.metrics.items()) if k.startswith("test_")}
         summary["model"] = {**registration, "alias": decision["alias"], "reason": decision["reason"],
                             "test_auc": decision["scores"]["auc"],
@@ -217,3 +231,19 @@ def report(ingested: dict, verdict: dict, registration: dict | None, decision: d
     write_json_atomically(summary, layout.report(day))
     log.info("Run report for %s: %s", day, summary)
     return summary
+
+
+def log_cost_metrics(client, run_id: str, cost: dict) -> None:
+    """Log a run report's cost inputs on the MLflow run of its model: ``cost.<stage>.<figure>`` for
+    each stage's summed figures, ``cost.total.<figure>`` for the run's."""
+    import time
+
+    from mlflow.entities import Metric
+
+    from sparkapp.cost import SUMMED
+
+    now = int(time.time() * 1000)
+    figures = {f"cost.{stage}.{name}": stage_cost[name]
+               for stage, stage_cost in cost["stages"].items() for name in SUMMED}
+    figures.update({f"cost.total.{name}": value for name, value in cost["total"].items()})
+    client.log_batch(run_id, metrics=[Metric(key, float(value), now, 0) for key, value in figures.items()])

@@ -583,9 +583,16 @@ def label_value(value: str) -> str:
     return _LABEL_UNSAFE.sub("_", value).strip("._-")[:63].rstrip("._-")
 
 
+#: sparkConf keys that identify the run to OpenLineage, not the work: the parent run id the provider
+#: derives changes with each try of the task, and a retry must still adopt its application.
+LINEAGE_CONF_PREFIX = "spark.openlineage."
+
+
 def spec_hash(spec: dict) -> str:
-    """A stable hash of a SparkApplication spec (key order does not matter)."""
-    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+    """A stable hash of a SparkApplication spec (key order and lineage settings do not matter)."""
+    conf = {k: v for k, v in spec.get("sparkConf", {}).items() if not k.startswith(LINEAGE_CONF_PREFIX)}
+    work = {**spec, "sparkConf": conf} if "sparkConf" in spec else spec
+    return hashlib.sha256(json.dumps(work, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def render_manifest(job: SparkJob, *, name: str, namespace: str, arguments: Sequence[str] = (),

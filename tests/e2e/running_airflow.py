@@ -198,29 +198,39 @@ def unpause_parsed_dag(airflow: Launcher, api: httpx.Client) -> dict:
     return dag
 
 
-def create_backfill(api: httpx.Client, body: dict, *, attempts: int = 3) -> dict:
+def create_backfill(api: httpx.Client, body: dict, *, wait_for, attempts: int = 3) -> dict:
     """``POST /api/v2/backfills``, recovering from Airflow's SQLite lock refusal.
 
     On SQLite (the embedded default) Airflow may answer 503 "Database is locked. Backfill creation is
     not supported on SQLite under concurrent access" after it has stored the backfill and some of its
-    runs. Then the partial backfill is cancelled (its queued runs fail) and the backfill is created
-    again, reprocessing at least those failed runs. On PostgreSQL or MySQL this never happens.
+    runs. The partial backfill is left to finish (cancelling it deletes runs the scheduler may be
+    holding, and the scheduler crashed on that), then the backfill is created again with the same
+    reprocess behaviour: it creates the runs the partial one lacks (or reruns them all, with
+    ``completed``). If the partial one already created every run (422 "No runs to create"), it is
+    the backfill. ``make airflow`` gives SQLite a minute to wait for a lock, which makes the refusal
+    rare; on PostgreSQL or MySQL it never happens.
+
+    :param wait_for: the launcher's ``wait_for(what, check, timeout, every)``.
     """
     for attempt in range(1, attempts + 1):
         response = api.post("/api/v2/backfills", json=body)
-        if response.status_code != 503 or attempt == attempts:
-            assert response.status_code == 200, response.text
-            return response.json()
-        assert "Database is locked" in response.text, response.text
-        print(f"backfill creation refused (SQLite lock), attempt {attempt}: cancelling the partial one")
-        listed = api.get("/api/v2/backfills", params={"dag_id": body["dag_id"]}).json()["backfills"]
-        for partial in (b for b in listed if b["completed_at"] is None):
-            cancelled = api.put(f"/api/v2/backfills/{partial['id']}/cancel")
-            assert cancelled.status_code == 200, cancelled.text
-        if body.get("reprocess_behavior") in (None, "none"):
-            body = {**body, "reprocess_behavior": "failed"}
-        time.sleep(2)
+        if response.status_code == 503 and attempt < attempts:
+            assert "Database is locked" in response.text, response.text
+            print(f"backfill creation refused (SQLite lock), attempt {attempt}: letting the partial one finish")
+            wait_for("the partial backfill to finish", lambda: not _running_backfills(api, body["dag_id"]),
+                     timeout=900, every=5)
+            continue
+        if response.status_code == 422 and attempt > 1 and "No runs to create" in response.text:
+            return max(api.get("/api/v2/backfills", params={"dag_id": body["dag_id"]}).json()["backfills"],
+                       key=lambda b: b["id"])
+        assert response.status_code == 200, response.text
+        return response.json()
     raise AssertionError("unreachable")
+
+
+def _running_backfills(api: httpx.Client, dag_id: str) -> list[dict]:
+    listed = api.get("/api/v2/backfills", params={"dag_id": dag_id}).json()["backfills"]
+    return [b for b in listed if b["completed_at"] is None]
 
 
 def stop_with_sigint(airflow: Launcher) -> None:

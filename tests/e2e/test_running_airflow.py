@@ -25,11 +25,12 @@ def api_answering(answers: list[tuple[str, str, int, dict]], seen: list[tuple[st
     return httpx.Client(base_url="http://airflow", transport=httpx.MockTransport(handle))
 
 
-@pytest.mark.parametrize(("asked", "retried_with"), [(None, "failed"), ("none", "failed"),
-                                                     ("completed", "completed")])
-def test_a_backfill_refused_by_the_sqlite_lock_is_cancelled_and_created_again(monkeypatch, asked,
-                                                                              retried_with):
-    monkeypatch.setattr("time.sleep", lambda seconds: None)
+def no_waiting(what, check, timeout, every):
+    assert check(), what
+
+
+@pytest.mark.parametrize("asked", [None, "none", "completed"])
+def test_a_backfill_refused_by_the_sqlite_lock_finishes_then_is_created_again(asked):
     body = {"dag_id": "d", "from_date": "2013-06-01T00:00:00Z", "to_date": "2013-06-07T00:00:00Z"}
     if asked:
         body["reprocess_behavior"] = asked
@@ -37,13 +38,25 @@ def test_a_backfill_refused_by_the_sqlite_lock_is_cancelled_and_created_again(mo
     api = api_answering([
         ("POST", "/api/v2/backfills", 503, LOCKED),
         ("GET", "/api/v2/backfills", 200, {"backfills": [{"id": 1, "completed_at": "2026-11-23T00:00:00Z"},
-                                                         {"id": 2, "completed_at": None}]}),
-        ("PUT", "/api/v2/backfills/2/cancel", 200, {"id": 2}),
+                                                         {"id": 2, "completed_at": "2026-11-23T00:05:00Z"}]}),
         ("POST", "/api/v2/backfills", 200, {"id": 3}),
     ], seen)
-    assert create_backfill(api, body) == {"id": 3}
-    assert seen[0][2] == body
-    assert seen[-1][2] == {**body, "reprocess_behavior": retried_with}
+    assert create_backfill(api, body, wait_for=no_waiting) == {"id": 3}
+    assert seen[0][2] == seen[-1][2] == body  # nothing cancelled; the same request again
+    assert [method for method, _, _ in seen] == ["POST", "GET", "POST"]
+
+
+def test_a_partial_backfill_that_created_every_run_is_the_backfill():
+    body = {"dag_id": "d", "from_date": "2013-06-01T00:00:00Z", "to_date": "2013-06-07T00:00:00Z"}
+    finished = {"backfills": [{"id": 1, "completed_at": "2026-11-23T00:00:00Z"},
+                              {"id": 2, "completed_at": "2026-11-23T00:05:00Z"}]}
+    api = api_answering([
+        ("POST", "/api/v2/backfills", 503, LOCKED),
+        ("GET", "/api/v2/backfills", 200, finished),
+        ("POST", "/api/v2/backfills", 422, {"detail": [{"msg": "No runs to create for dag d"}]}),
+        ("GET", "/api/v2/backfills", 200, finished),
+    ], [])
+    assert create_backfill(api, body, wait_for=no_waiting) == {"id": 2, "completed_at": "2026-11-23T00:05:00Z"}
 
 
 def test_other_refusals_and_a_lock_that_persists_fail():
@@ -51,7 +64,7 @@ def test_other_refusals_and_a_lock_that_persists_fail():
     running = {"detail": "There is already a running backfill"}
     api = api_answering([("POST", "/api/v2/backfills", 409, running)], [])
     with pytest.raises(AssertionError, match="There is already a running backfill"):
-        create_backfill(api, body)
+        create_backfill(api, body, wait_for=no_waiting)
     api = api_answering([("POST", "/api/v2/backfills", 503, LOCKED)], [])
     with pytest.raises(AssertionError, match="Database is locked"):
-        create_backfill(api, body, attempts=1)
+        create_backfill(api, body, wait_for=no_waiting, attempts=1)

@@ -305,6 +305,13 @@ class SimulatedSparkOperator:
         status = {"applicationState": state, "submissionAttempts": step.get("attempts", 1),
                   "driverInfo": {"podName": f"{name}-driver", "webUIAddress": "10.0.0.7:4040",
                                  "webUIServiceName": f"{name}-ui-svc", "webUIPort": 4040}}
+        # As the operator does: the submission time once submitted, Spark's application id once
+        # the driver runs, the termination time at the end.
+        before = self.api.apps[(namespace, name)].get("status", {})
+        if step["state"] not in ("", "SUBMISSION_FAILED"):
+            status["lastSubmissionAttemptTime"] = before.get("lastSubmissionAttemptTime") or _now()
+        if "sparkApplicationId" in before or step["state"] in ("RUNNING", "SUCCEEDING", "COMPLETED", "FAILING"):
+            status["sparkApplicationId"] = before.get("sparkApplicationId") or f"spark-{uuid.uuid4().hex}"
         if step["state"] in ("COMPLETED", "FAILED"):
             status["terminationTime"] = _now()
         self.api.set_status(namespace, name, status)
@@ -379,8 +386,12 @@ class ExecutingSparkOperator:
         self.api.logs[pod] = [f"spark-submit of {name} ended {state['state']}"]
         with self.api._lock:
             if (namespace, name) in self.api.apps:
-                self.set_final(namespace, name, state, driver)
+                self.set_final(namespace, name, state, driver, result["status"]["lastSubmissionAttemptTime"])
 
-    def set_final(self, namespace: str, name: str, state: dict, driver: dict) -> None:
-        self.api.set_status(namespace, name, {"applicationState": state, "driverInfo": driver,
-                                              "terminationTime": _now()})
+    def set_final(self, namespace: str, name: str, state: dict, driver: dict,
+                  submitted: str | None = None) -> None:
+        status = {"applicationState": state, "driverInfo": driver, "terminationTime": _now(),
+                  "sparkApplicationId": f"spark-{uuid.uuid4().hex}"}
+        if submitted:
+            status["lastSubmissionAttemptTime"] = submitted
+        self.api.set_status(namespace, name, status)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -28,6 +29,31 @@ if TYPE_CHECKING:
 
 RUN_ID_ANNOTATION = "airflow.apache.org/run-id"
 DELETE_TIMEOUT_SECONDS = 60
+#: The OpenLineage Spark listener (its jar is in the job image's /opt/spark/jars).
+OPENLINEAGE_LISTENER = "io.openlineage.spark.agent.OpenLineageSparkListener"
+
+
+def lineage_spark_conf(context: Context) -> dict[str, str]:
+    """The sparkConf that makes the application report lineage as a child of this task, as the
+    OpenLineage provider does for Spark operators: on when Airflow's OpenLineage is configured and
+    ``[openlineage] spark_inject_parent_job_info`` / ``spark_inject_transport_info`` are set.
+    """
+    from airflow.providers.openlineage import conf as lineage
+    from airflow.providers.openlineage.utils.spark import (
+        inject_parent_job_information_into_spark_properties,
+        inject_transport_information_into_spark_properties,
+    )
+
+    if lineage.is_disabled():
+        return {}
+    properties: dict[str, str] = {}
+    if lineage.spark_inject_parent_job_info():
+        properties = inject_parent_job_information_into_spark_properties(properties, context)
+    if lineage.spark_inject_transport_info():
+        properties = inject_transport_information_into_spark_properties(properties, context)
+    if properties:
+        properties["spark.extraListeners"] = OPENLINEAGE_LISTENER
+    return {key: str(value) for key, value in properties.items()}
 
 
 class SparkApplicationConflict(RuntimeError):
@@ -42,8 +68,9 @@ class SparkApplicationOperator(BaseOperator):
     is the same run's work with the same spec and still going (a retry after a worker crash must
     not start a second application); replaces it if it has finished, failed or completed (a failed
     try, a cleared task that must really run again, an earlier run of the same interval); and
-    refuses to touch it if it is still going for another run or with another spec. Waiting is the
-    job of
+    refuses to touch it if it is still going for another run or with another spec. When Airflow's
+    OpenLineage is configured to (``spark_inject_*``), the application reports lineage as a child of
+    the task (:func:`lineage_spark_conf`). Waiting is the job of
     :class:`~sparkapp.sensors.spark_application.SparkApplicationSensor`.
 
     :param job: what runs.
@@ -101,7 +128,11 @@ class SparkApplicationOperator(BaseOperator):
             RUN_ID_ANNOTATION: run_id,
             "airflow.apache.org/map-index": str(ti.map_index),
         }
-        return render_manifest(self.job.with_profile(self.profile), name=name,
+        job = self.job.with_profile(self.profile)
+        lineage = lineage_spark_conf(context)
+        if lineage:
+            job = replace(job, spark_conf={**job.spark_conf, **lineage})
+        return render_manifest(job, name=name,
                                namespace=namespace or self.namespace or "default",
                                arguments=self.arguments, labels=labels, annotations=annotations)
 

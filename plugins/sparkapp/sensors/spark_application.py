@@ -10,7 +10,8 @@ from airflow.sdk.exceptions import AirflowException
 
 from sparkapp import states
 from sparkapp.client import ApplicationNotFound, get_client, resolve_backend
-from sparkapp.links import SparkUiLink, spark_ui_url
+from sparkapp.cost import application_cost
+from sparkapp.links import SparkHistoryLink, SparkUiLink, spark_history_url, spark_ui_url
 from sparkapp.triggers.spark_application import SparkApplicationTrigger, waiting_verdict
 
 if TYPE_CHECKING:
@@ -19,6 +20,10 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from sparkapp.client import SparkApplicationClient
+
+#: XCom key of the application's cost inputs (:class:`sparkapp.cost.ApplicationCost`), pushed at the end.
+COST_XCOM_KEY = "cost"
+
 
 class SparkApplicationFailed(AirflowException):
     """The SparkApplication failed, vanished, or missed a deadline."""
@@ -34,7 +39,10 @@ class SparkApplicationSensor(BaseSensorOperator):
     Two deadlines, counted from the application's creation: an application still not started after
     ``startup_timeout`` seconds, or not finished after ``deadline`` seconds, is deleted and the task
     fails with the reason (the driver pod's, where it gives one). The last ``log_tail_lines`` lines
-    of the driver log are copied into the task log at the end.
+    of the driver log are copied into the task log at the end, with the application's cost inputs
+    (wall time, core- and GPU-seconds: :mod:`sparkapp.cost`), which are also pushed to XCom
+    (key ``cost``). The task page links to the Spark UI while the application runs and to its Spark
+    History Server page (``$SPARK_HISTORY_SERVER_URL``) once it ended.
 
     :param application_name: the application's name (templated), usually the submit task's XCom.
     :param namespace: its namespace (templated); None takes the connection's.
@@ -48,7 +56,7 @@ class SparkApplicationSensor(BaseSensorOperator):
     """
 
     template_fields: Sequence[str] = ("application_name", "namespace")
-    operator_extra_links = (SparkUiLink(),)
+    operator_extra_links = (SparkUiLink(), SparkHistoryLink())
 
     def __init__(self, *, application_name: str, namespace: str | None = None, backend: str | None = None,
                  kubernetes_conn_id: str = "kubernetes_default", startup_timeout: float = 15 * 60,
@@ -92,12 +100,12 @@ class SparkApplicationSensor(BaseSensorOperator):
         """Resume after the trigger fired: act on the application as :meth:`poke` does."""
         if event["verdict"] == "error":
             raise SparkApplicationFailed(f"Waiting on {self._where} failed: {event['message']}")
-        if not self._act(self._read(context)):
+        if not self._act(self._read(context), context):
             raise SparkApplicationFailed(f"{self._where}: the trigger fired ({event}) but the application "
                                          "is still waiting; retry the task")
 
     def poke(self, context: Context) -> bool:
-        return self._act(self._read(context))
+        return self._act(self._read(context), context)
 
     def _read(self, context: Context) -> dict:
         namespace = self.client.resolve_namespace(self.namespace)
@@ -118,13 +126,14 @@ class SparkApplicationSensor(BaseSensorOperator):
             self._spark_ui_url = url
         return application
 
-    def _act(self, application: dict) -> bool:
+    def _act(self, application: dict, context: Context) -> bool:
         """True when COMPLETED; raise when FAILED or past a deadline (deleting it); else False."""
         namespace = self.client.resolve_namespace(self.namespace)
         state = states.application_state(application)
         verdict = waiting_verdict(application, startup_timeout=self.startup_timeout, deadline=self.deadline)
         if verdict == "terminal":
             self._copy_driver_log(namespace)
+            self._record_the_end(application, context)
             if state in states.FAILURE_STATES:
                 reason = states.error_message(application) or "no error message recorded"
                 raise SparkApplicationFailed(f"{self._where} FAILED: {reason}")
@@ -138,6 +147,18 @@ class SparkApplicationSensor(BaseSensorOperator):
         if verdict == "deadline":
             self._give_up(namespace, f"did not finish within {self.deadline:.0f} s (still {state})")
         return False
+
+    def _record_the_end(self, application: dict, context: Context) -> None:
+        """Log and push the cost inputs of the finished application; link its history page."""
+        cost = application_cost(application)
+        if cost is not None:
+            self.log.info("Cost inputs of %s (%s): %s", self.application_name,
+                          states.application_state(application), cost.describe())
+            context["ti"].xcom_push(key=COST_XCOM_KEY, value=cost.as_dict())
+        history = spark_history_url(application)
+        if history:
+            self.log.info("Spark History of %s: %s", self.application_name, history)
+            context["ti"].xcom_push(key=SparkHistoryLink().xcom_key, value=history)
 
     def _give_up(self, namespace: str, why: str) -> None:
         self._copy_driver_log(namespace)

@@ -36,6 +36,7 @@ def test_environment_keeps_the_callers_embedded_default_and_sets_the_server():
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "SPARK_LOCAL_IP": "127.0.0.1",
         "PYSPARK_PYTHON": sys.executable,
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "flight_delays.local_airflow.SQLITE_CONNECT_ARGS",
         "AIRFLOW__CORE__AUTH_MANAGER": local_airflow.SIMPLE_AUTH_MANAGER,
         "AIRFLOW__API__HOST": "127.0.0.1",
         "AIRFLOW__API__PORT": "18081",
@@ -50,6 +51,17 @@ def test_environment_keeps_the_callers_embedded_default_and_sets_the_server():
         "PATH": f"{bin_dir}:/usr/bin",
         "AIRFLOW__CORE__PARALLELISM": "2",
     }
+
+
+def test_sqlite_waits_a_minute_for_a_lock_and_other_databases_get_no_sqlite_argument():
+    import importlib
+
+    env = local_airflow.airflow_environment({}, host="127.0.0.1", port=8080)
+    module, _, name = env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS"].rpartition(".")
+    assert getattr(importlib.import_module(module), name) == {"timeout": 60}
+    postgres = {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "postgresql://airflow@db/airflow"}
+    assert "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS" not in local_airflow.airflow_environment(
+        postgres, host="127.0.0.1", port=8080)
 
 
 def test_environment_defaults_to_the_projects_local_folder():

@@ -76,11 +76,22 @@ def wait(sensor: SparkApplicationSensor, controller, steps: int = 10,
     return False
 
 
-def test_straight_success_copies_the_driver_log_and_links_the_spark_ui(fake_k8s, controller, capsys):
+def test_straight_success_copies_the_driver_log_and_links_the_spark_ui(fake_k8s, controller, capsys,
+                                                                      monkeypatch):
+    monkeypatch.setenv("SPARK_HISTORY_SERVER_URL", "https://spark-history.example.com")
     name = submit()
     ti = RecordingTaskInstance()
     assert wait(sensor_for(name), controller, ti=ti)
-    assert ti.pushed == [("_link_SparkUiLink", "http://10.0.0.7:4040")]
+    (ui, (cost_key, cost), (history_key, history)) = ti.pushed
+    assert ui == ("_link_SparkUiLink", "http://10.0.0.7:4040")
+    # The cost inputs of 1 executor of 1 core (JOB), over the status' submission-to-termination time.
+    stored = fake_k8s.apps[(NAMESPACE, name)]["status"]
+    assert (stored["lastSubmissionAttemptTime"], stored["terminationTime"]) != (None, None)
+    assert cost_key == "cost" and cost["application"] == name
+    assert (cost["executors"], cost["executor_cores"], cost["gpus"], cost["gpu_seconds"]) == (1, 1, 0, 0.0)
+    assert cost["executor_core_seconds"] == cost["driver_core_seconds"] == cost["wall_seconds"] >= 0
+    assert history_key == "_link_SparkHistoryLink"
+    assert history == f"https://spark-history.example.com/history/{stored['sparkApplicationId']}/jobs/"
     assert fake_k8s.created == [name]
     out = capsys.readouterr().out
     assert "Last 2 line(s) of the driver log" in out and "wrote 827 rows" in out

@@ -72,11 +72,59 @@ def test_spark_ui_url_prefers_the_ingress(driver_info, expected):
     assert spark_ui_url({"status": {"driverInfo": driver_info}}) == expected
 
 
-def test_plugin_registers_the_spark_ui_link():
+def test_plugin_registers_every_extra_link():
     from extra_links_plugin import ExtraLinksPlugin
 
-    from flight_delays.operators import DataDocsLink
-    from sparkapp.links import SparkUiLink
+    from flight_delays.operators import DataDocsLink, MlflowRunLink, RegisterModelOperator
+    from sparkapp.links import SparkHistoryLink, SparkUiLink
 
-    assert [type(link) for link in ExtraLinksPlugin.operator_extra_links] == [SparkUiLink, DataDocsLink]
-    assert [link.name for link in SparkApplicationSensor.operator_extra_links] == ["Spark UI"]
+    assert [type(link) for link in ExtraLinksPlugin.operator_extra_links] == [
+        SparkUiLink, SparkHistoryLink, DataDocsLink, MlflowRunLink]
+    assert [link.name for link in SparkApplicationSensor.operator_extra_links] == ["Spark UI", "Spark History"]
+    assert [link.name for link in RegisterModelOperator.operator_extra_links] == ["MLflow run"]
+
+
+def finished_application(tmp_path, state: str) -> SparkApplicationSensor:
+    client = LocalSparkApplicationClient(state_dir=tmp_path)
+    client._save({
+        "metadata": {"name": "train-20130630-0123abcd", "namespace": "ml-dev"},
+        "spec": {"driver": {"cores": 1}, "executor": {"cores": 4, "instances": 2,
+                                                      "gpu": {"name": "nvidia.com/gpu", "quantity": 1}}},
+        "status": {"applicationState": {"state": state, "errorMessage": "executor lost"},
+                   "lastSubmissionAttemptTime": "2013-06-30T01:00:00Z", "terminationTime": "2013-06-30T01:10:00Z",
+                   "sparkApplicationId": "spark-5f2c"},
+    })
+    sensor = SparkApplicationSensor(task_id="wait", application_name="train-20130630-0123abcd",
+                                    namespace="ml-dev")
+    sensor.client = client
+    return sensor
+
+
+EXPECTED_COST = {"application": "train-20130630-0123abcd", "wall_seconds": 600.0, "executors": 2,
+                 "executor_cores": 4, "gpus": 2, "driver_core_seconds": 600.0, "executor_core_seconds": 4800.0,
+                 "gpu_seconds": 1200.0}
+
+
+def test_a_finished_application_records_its_cost_and_history_link(tmp_path, monkeypatch, capsys):
+    from tests.plugins.sparkapp.conftest import RecordingTaskInstance
+
+    monkeypatch.setenv("SPARK_HISTORY_SERVER_URL", "https://spark-history.example.com/")
+    ti = RecordingTaskInstance()
+    assert finished_application(tmp_path, states.COMPLETED).poke({"ti": ti}) is True
+    assert ti.pushed == [
+        ("cost", EXPECTED_COST),
+        ("_link_SparkHistoryLink", "https://spark-history.example.com/history/spark-5f2c/jobs/"),
+    ]
+    assert ("Cost inputs of train-20130630-0123abcd (COMPLETED): 600 s wall, 4800 executor core-seconds "
+            "(2 executor(s) × 4 core(s)), 600 driver core-seconds, 1200 GPU-seconds (2 GPU(s))"
+            ) in capsys.readouterr().out
+
+
+def test_a_failed_application_records_its_cost_too_then_fails(tmp_path, monkeypatch):
+    from tests.plugins.sparkapp.conftest import RecordingTaskInstance
+
+    monkeypatch.delenv("SPARK_HISTORY_SERVER_URL", raising=False)
+    ti = RecordingTaskInstance()
+    with pytest.raises(SparkApplicationFailed, match="FAILED: executor lost"):
+        finished_application(tmp_path, states.FAILED).poke({"ti": ti})
+    assert ti.pushed == [("cost", EXPECTED_COST)]  # no history server configured: no link
