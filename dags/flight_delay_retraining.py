@@ -30,7 +30,6 @@ from flight_delays.operators import RegisterModelOperator, ValidatePartitionsOpe
 from sparkapp.operators.spark_application import SparkApplicationOperator
 from sparkapp.sensors.spark_application import COST_XCOM_KEY, SparkApplicationSensor
 
-
 #: The sensor task that waits on each Spark stage (and records its cost inputs).
 SPARK_STAGE_SENSORS = {"validation": "wait_for_validation", "features": "wait_for_features",
                        "training": "wait_for_training"}

@@ -28,9 +28,9 @@ class ApplicationCost:
     :param executors: executors requested (``spec.executor.instances``).
     :param executor_cores: cores of each executor.
     :param gpus: GPUs requested by the driver and all executors together.
-    :param driver_core_seconds: driver cores × wall seconds.
-    :param executor_core_seconds: executors × their cores × wall seconds.
-    :param gpu_seconds: GPUs × wall seconds.
+    :param driver_core_seconds: driver cores x wall seconds.
+    :param executor_core_seconds: executors x their cores x wall seconds.
+    :param gpu_seconds: GPUs x wall seconds.
     """
 
     application: str
@@ -51,7 +51,7 @@ class ApplicationCost:
 
     def describe(self) -> str:
         return (f"{self.wall_seconds:.0f} s wall, {self.executor_core_seconds:.0f} executor core-seconds "
-                f"({self.executors} executor(s) × {self.executor_cores} core(s)), "
+                f"({self.executors} executor(s) x {self.executor_cores} core(s)), "
                 f"{self.driver_core_seconds:.0f} driver core-seconds, {self.gpu_seconds:.0f} GPU-seconds "
                 f"({self.gpus} GPU(s))")
 

@@ -216,7 +216,8 @@ def create_backfill(api: httpx.Client, body: dict, *, wait_for, attempts: int = 
         response = api.post("/api/v2/backfills", json=body)
         if response.status_code == 503 and attempt < attempts:
             assert "Database is locked" in response.text, response.text
-            print(f"backfill creation refused (SQLite lock), attempt {attempt}: letting the partial one finish")
+            print(f"backfill creation refused (SQLite lock), attempt {attempt}: "
+                  "letting the partial one finish")
             wait_for("the partial backfill to finish", lambda: not _running_backfills(api, body["dag_id"]),
                      timeout=900, every=5)
             continue

@@ -68,6 +68,25 @@ def assert_training_run_is_fully_recorded(client: MlflowClient, run_id: str) -> 
     assert model.saved_input_example_info is not None
 
 
+def assert_cost_inputs_are_recorded(client: MlflowClient, report: dict) -> None:
+    """Each Spark stage's cost inputs in the report, and as metrics of the training's MLflow run."""
+    cost = report["cost"]
+    assert sorted(cost["stages"]) == ["features", "training"]  # validation ran in the worker (pandas)
+    for stage in cost["stages"].values():
+        # FEATURES_JOB and TRAIN_JOB ask for 2 executors of 1 core and no GPU
+        requested = (stage["executors"], stage["executor_cores"], stage["gpus"], stage["gpu_seconds"])
+        assert requested == (2, 1, 0, 0)
+        assert stage["executor_core_seconds"] == 2 * stage["wall_seconds"] > 0
+        assert stage["driver_core_seconds"] == stage["wall_seconds"]
+    assert cost["total"]["wall_seconds"] == sum(s["wall_seconds"] for s in cost["stages"].values())
+    metrics = client.get_run(report["model"]["run_id"]).data.metrics
+    assert {k: v for k, v in metrics.items() if k.startswith("cost.")} == {
+        **{f"cost.{name}.{figure}": cost["stages"][name][figure] for name in ("features", "training")
+           for figure in ("wall_seconds", "driver_core_seconds", "executor_core_seconds", "gpu_seconds")},
+        **{f"cost.total.{figure}": value for figure, value in cost["total"].items()},
+    }
+
+
 def test_nightly_runs_train_and_register_on_real_data(airflow_db):
     layout = DataLayout.from_env()
     client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri())
@@ -88,6 +107,7 @@ def test_nightly_runs_train_and_register_on_real_data(airflow_db):
     assert report["model"]["reason"] == "no champion yet"
     assert int(client.get_model_version_by_alias(settings.MODEL_NAME, "champion").version) == 1
     assert_training_run_is_fully_recorded(client, report["model"]["run_id"])
+    assert_cost_inputs_are_recorded(client, report)
     assert len(list(layout.features.glob("date=*"))) == 28
     # `make manifests` previews exactly the specs the run submitted.
     applications = LocalSparkApplicationClient()

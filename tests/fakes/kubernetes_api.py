@@ -310,7 +310,8 @@ class SimulatedSparkOperator:
         before = self.api.apps[(namespace, name)].get("status", {})
         if step["state"] not in ("", "SUBMISSION_FAILED"):
             status["lastSubmissionAttemptTime"] = before.get("lastSubmissionAttemptTime") or _now()
-        if "sparkApplicationId" in before or step["state"] in ("RUNNING", "SUCCEEDING", "COMPLETED", "FAILING"):
+        if "sparkApplicationId" in before or step["state"] in ("RUNNING", "SUCCEEDING", "COMPLETED",
+                                                                 "FAILING"):
             status["sparkApplicationId"] = before.get("sparkApplicationId") or f"spark-{uuid.uuid4().hex}"
         if step["state"] in ("COMPLETED", "FAILED"):
             status["terminationTime"] = _now()

@@ -42,3 +42,34 @@ def test_data_layout_paths():
     assert str(layout.reference("planes")) == "/data/reference/planes"
     assert str(layout.feature_partition(day)) == "/data/features/date=2013-06-30"
     assert str(layout.report(day)) == "/data/reports/date=2013-06-30/report.json"
+
+
+@pytest.mark.parametrize(("ui", "tracking", "expected"), [
+    (None, "sqlite:////x/mlflow.db", None),  # the embedded default: no UI to link to
+    (None, "http://127.0.0.1:5000/", "http://127.0.0.1:5000"),
+    ("https://mlflow.example.com/", "http://mlflow.mlflow.svc:5000", "https://mlflow.example.com"),
+])
+def test_mlflow_ui_is_the_configured_address_or_an_http_tracking_server(monkeypatch, ui, tracking, expected):
+    from flight_delays import settings
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking)
+    if ui:
+        monkeypatch.setenv("MLFLOW_UI_URL", ui)
+    else:
+        monkeypatch.delenv("MLFLOW_UI_URL", raising=False)
+    assert settings.mlflow_ui_url() == expected
+
+
+def test_mlflow_run_url_names_the_runs_experiment(tmp_path, monkeypatch):
+    from mlflow import MlflowClient
+
+    from flight_delays import settings
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri())
+    experiment = client.create_experiment("flight-delays", artifact_location=str(tmp_path / "artifacts"))
+    run = client.create_run(experiment).info.run_id
+    monkeypatch.delenv("MLFLOW_UI_URL", raising=False)
+    assert settings.mlflow_run_url(run) is None
+    monkeypatch.setenv("MLFLOW_UI_URL", "https://mlflow.example.com")
+    assert settings.mlflow_run_url(run) == f"https://mlflow.example.com/#/experiments/{experiment}/runs/{run}"

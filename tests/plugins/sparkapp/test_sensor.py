@@ -80,7 +80,8 @@ def test_plugin_registers_every_extra_link():
 
     assert [type(link) for link in ExtraLinksPlugin.operator_extra_links] == [
         SparkUiLink, SparkHistoryLink, DataDocsLink, MlflowRunLink]
-    assert [link.name for link in SparkApplicationSensor.operator_extra_links] == ["Spark UI", "Spark History"]
+    sensor_links = [link.name for link in SparkApplicationSensor.operator_extra_links]
+    assert sensor_links == ["Spark UI", "Spark History"]
     assert [link.name for link in RegisterModelOperator.operator_extra_links] == ["MLflow run"]
 
 
@@ -91,7 +92,8 @@ def finished_application(tmp_path, state: str) -> SparkApplicationSensor:
         "spec": {"driver": {"cores": 1}, "executor": {"cores": 4, "instances": 2,
                                                       "gpu": {"name": "nvidia.com/gpu", "quantity": 1}}},
         "status": {"applicationState": {"state": state, "errorMessage": "executor lost"},
-                   "lastSubmissionAttemptTime": "2013-06-30T01:00:00Z", "terminationTime": "2013-06-30T01:10:00Z",
+                   "lastSubmissionAttemptTime": "2013-06-30T01:00:00Z",
+                   "terminationTime": "2013-06-30T01:10:00Z",
                    "sparkApplicationId": "spark-5f2c"},
     })
     sensor = SparkApplicationSensor(task_id="wait", application_name="train-20130630-0123abcd",
@@ -101,8 +103,8 @@ def finished_application(tmp_path, state: str) -> SparkApplicationSensor:
 
 
 EXPECTED_COST = {"application": "train-20130630-0123abcd", "wall_seconds": 600.0, "executors": 2,
-                 "executor_cores": 4, "gpus": 2, "driver_core_seconds": 600.0, "executor_core_seconds": 4800.0,
-                 "gpu_seconds": 1200.0}
+                 "executor_cores": 4, "gpus": 2, "driver_core_seconds": 600.0,
+                 "executor_core_seconds": 4800.0, "gpu_seconds": 1200.0}
 
 
 def test_a_finished_application_records_its_cost_and_history_link(tmp_path, monkeypatch, capsys):
@@ -116,7 +118,7 @@ def test_a_finished_application_records_its_cost_and_history_link(tmp_path, monk
         ("_link_SparkHistoryLink", "https://spark-history.example.com/history/spark-5f2c/jobs/"),
     ]
     assert ("Cost inputs of train-20130630-0123abcd (COMPLETED): 600 s wall, 4800 executor core-seconds "
-            "(2 executor(s) × 4 core(s)), 600 driver core-seconds, 1200 GPU-seconds (2 GPU(s))"
+            "(2 executor(s) x 4 core(s)), 600 driver core-seconds, 1200 GPU-seconds (2 GPU(s))"
             ) in capsys.readouterr().out
 
 
