@@ -124,3 +124,13 @@ clean:
 .PHONY: airflow
 airflow: $(VENV)/.installed
 	python -m flight_delays.local_airflow --port $(PORT)
+
+# One environment's namespace-scoped objects as `kubectl apply -k deploy/overlays/ENV` would apply
+# them, rendered by the venv's kubectl (built-in kustomize), for review or a GitOps repository.
+.PHONY: deploy-render
+DEPLOY_ENVS := dev test prod
+deploy-render: $(VENV)/.installed
+	@case " $(DEPLOY_ENVS) " in *" $(ENV) "*) ;; *) echo "usage: make deploy-render ENV=dev|test|prod (got '$(ENV)')" >&2; exit 2;; esac
+	@mkdir -p build/deploy
+	kubectl kustomize deploy/overlays/$(ENV) > build/deploy/$(ENV).yaml.tmp
+	@mv build/deploy/$(ENV).yaml.tmp build/deploy/$(ENV).yaml && echo "wrote build/deploy/$(ENV).yaml"
