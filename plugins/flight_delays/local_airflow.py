@@ -85,7 +85,7 @@ def airflow_environment(base: Mapping[str, str], *, host: str, port: int) -> dic
         env["PATH"] = os.pathsep.join(filter(None, [interpreter_bin, env.get("PATH")]))
     if env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "sqlite").startswith("sqlite"):
         env.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS",
-                       f"{__name__}.SQLITE_CONNECT_ARGS")
+                       "flight_delays.local_airflow.SQLITE_CONNECT_ARGS")
     base_url = f"http://{host}:{port}"
     env.update({
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",

@@ -566,6 +566,84 @@ class SparkJob:
             )
 
 
+#: How long the operator keeps a finished application before deleting it (``timeToLiveSeconds``): a
+#: day, long after the sensor read its end, so that finished applications do not fill the
+#: namespace's quota (``count/sparkapplications``). Driver logs are copied into the task log first.
+APPLICATION_TTL_SECONDS = 24 * 60 * 60
+
+#: The deployment's settings of the driver and executor pods, read from the submitting worker's
+#: environment (deploy/ sets them; unset on one machine, where there are no pods).
+DATA_CLAIM_ENV = "SPARKAPP_DATA_CLAIM"
+DATA_MOUNT_ENV = "SPARKAPP_DATA_MOUNT"
+ENV_SECRETS_ENV = "SPARKAPP_ENV_SECRETS"  # pragma: allowlist secret (a variable name)
+EVENT_LOG_DIR_ENV = "SPARK_EVENT_LOG_DIR"
+#: The name of the data volume in the pods.
+DATA_VOLUME = "data"
+
+
+@dataclass(frozen=True)
+class PodEnvironment:
+    """What the driver and executor pods get from their namespace: the shared data volume, the
+    Secrets whose keys become their environment (credentials), and where Spark writes event logs.
+
+    Volumes and ``envFrom`` reach the pods through the operator's mutating webhook. The local backend
+    has no pods and ignores them; the event log settings are Spark's and apply everywhere.
+
+    :param data_claim: a ReadWriteMany PersistentVolumeClaim holding the data root, or None.
+    :param data_mount: where the pods mount it (the data root's path), with ``data_claim``.
+    :param env_secrets: Secrets of the namespace whose keys become environment variables, e.g. the
+        MLflow credentials the training job logs with.
+    :param event_log_dir: Spark's ``spark.eventLog.dir`` (what a Spark History Server reads), or None.
+    """
+
+    data_claim: str | None = None
+    data_mount: str | None = None
+    env_secrets: Sequence[str] = ()
+    event_log_dir: str | None = None
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> PodEnvironment:
+        """Read ``$SPARKAPP_DATA_CLAIM``, ``$SPARKAPP_DATA_MOUNT``, ``$SPARKAPP_ENV_SECRETS``
+        (comma-separated) and ``$SPARK_EVENT_LOG_DIR``, validated."""
+        secrets = tuple(name.strip() for name in environ.get(ENV_SECRETS_ENV, "").split(",") if name.strip())
+        environment = cls(data_claim=environ.get(DATA_CLAIM_ENV) or None,
+                          data_mount=environ.get(DATA_MOUNT_ENV) or None, env_secrets=secrets,
+                          event_log_dir=environ.get(EVENT_LOG_DIR_ENV) or None)
+        environment.validate()
+        return environment
+
+    def validate(self) -> None:
+        if (self.data_claim is None) != (self.data_mount is None):
+            raise SparkApplicationSpecError(
+                f"${DATA_CLAIM_ENV} and ${DATA_MOUNT_ENV} go together (the claim and where it is mounted), "
+                f"got claim {self.data_claim!r} and mount {self.data_mount!r}"
+            )
+        for what, name in [("data claim", self.data_claim), *(("env Secret", n) for n in self.env_secrets)]:
+            if name is not None and (len(name) > 253 or not _DNS_1123_SUBDOMAIN.match(name)):
+                raise SparkApplicationSpecError(
+                    f"the {what} {name!r} must be a Kubernetes object name (lowercase letters, digits, "
+                    f"'-' and '.')"
+                )
+        if self.data_mount is not None and not self.data_mount.startswith("/"):
+            raise SparkApplicationSpecError(
+                f"${DATA_MOUNT_ENV} must be an absolute path, got {self.data_mount!r}")
+
+    def spark_conf(self) -> dict[str, str]:
+        if self.event_log_dir is None:
+            return {}
+        return {"spark.eventLog.enabled": "true", "spark.eventLog.dir": self.event_log_dir}
+
+    def apply(self, spec: dict) -> None:
+        """Add the volume and the Secrets to a rendered spec's driver and executor."""
+        if self.data_claim is not None:
+            spec["volumes"] = [{"name": DATA_VOLUME, "persistentVolumeClaim": {"claimName": self.data_claim}}]
+        for role in ("driver", "executor"):
+            if self.data_claim is not None:
+                spec[role]["volumeMounts"] = [{"name": DATA_VOLUME, "mountPath": self.data_mount}]
+            if self.env_secrets:
+                spec[role]["envFrom"] = [{"secretRef": {"name": name}} for name in self.env_secrets]
+
+
 def application_name(job_name: str, *, dag_id: str, task_id: str, data_interval_start: datetime,
                      map_index: int = -1) -> str:
     """Return the deterministic application name of one task's work on one data interval.
@@ -597,7 +675,8 @@ def spec_hash(spec: dict) -> str:
 
 def render_manifest(job: SparkJob, *, name: str, namespace: str, arguments: Sequence[str] = (),
                     labels: Mapping[str, str] | None = None,
-                    annotations: Mapping[str, str] | None = None) -> dict:
+                    annotations: Mapping[str, str] | None = None,
+                    pod_environment: PodEnvironment | None = None) -> dict:
     """Render ``job`` as a SparkApplication object, validating it first.
 
     :param job: what runs.
@@ -606,7 +685,11 @@ def render_manifest(job: SparkJob, *, name: str, namespace: str, arguments: Sequ
     :param arguments: the program's arguments for this run.
     :param labels: labels of the application and of its driver and executor pods.
     :param annotations: annotations of the application; the spec hash is added to them.
+    :param pod_environment: the deployment's data volume, Secrets and event log directory, or None.
     """
+    if pod_environment is not None:
+        pod_environment.validate()
+        job = replace(job, spark_conf={**job.spark_conf, **pod_environment.spark_conf()})
     job.validate()
     if len(name) > MAX_NAME_LENGTH or not _DNS_1035.match(name):
         raise SparkApplicationSpecError(
@@ -650,7 +733,10 @@ def render_manifest(job: SparkJob, *, name: str, namespace: str, arguments: Sequ
             "securityContext": copy.deepcopy(CONTAINER_SECURITY_CONTEXT),
         },
         "monitoring": copy.deepcopy(MONITORING),
+        "timeToLiveSeconds": APPLICATION_TTL_SECONDS,
     }
+    if pod_environment is not None:
+        pod_environment.apply(spec)
     return {
         "apiVersion": API_VERSION,
         "kind": KIND,

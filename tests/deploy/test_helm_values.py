@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 
 from tests.deploy.conftest import OVERLAY_NAMESPACES
 from tests.deploy.policies import (
@@ -15,16 +16,27 @@ from tests.deploy.policies import (
     restricted_container_findings,
 )
 
-#: Airflow's env var -> (Secret, key): every connection and credential, and nothing else, by reference.
-EXPECTED_SECRET_ENV = {
-    "AIRFLOW_CONN_KUBERNETES_DEFAULT": ("flight-delays-connections", "kubernetes_default"),
-    "MLFLOW_TRACKING_URI": ("flight-delays-mlflow", "tracking-uri"),
-    "MLFLOW_TRACKING_USERNAME": ("flight-delays-mlflow", "username"),
-    "MLFLOW_TRACKING_PASSWORD": ("flight-delays-mlflow", "password"),
-    "AWS_ACCESS_KEY_ID": ("flight-delays-object-storage", "access-key-id"),
-    "AWS_SECRET_ACCESS_KEY": ("flight-delays-object-storage", "secret-access-key"),
-    "AWS_ENDPOINT_URL": ("flight-delays-object-storage", "endpoint-url"),
-}
+#: Where every Airflow container's environment comes from: the project's settings, then the Secrets
+#: (keys = variable names) of the connections and credentials; nothing is written in the values.
+EXPECTED_ENV_FROM = [
+    {"configMapRef": {"name": "flight-delays-settings"}},
+    {"secretRef": {"name": "flight-delays-connections"}},
+    {"secretRef": {"name": "flight-delays-mlflow"}},
+    {"secretRef": {"name": "flight-delays-object-storage"}},
+]
+#: The settings each overlay gives the project (ConfigMap flight-delays-settings), placeholders included.
+EXPECTED_SETTINGS = {env: {
+    "SPARKAPP_BACKEND": "kubernetes",
+    "SPARK_NAMESPACE": f"flight-delays-{env}",
+    "FLIGHT_DELAYS_DATA_ROOT": "/data",
+    "SPARKAPP_DATA_CLAIM": "flight-delays-data",
+    "SPARKAPP_DATA_MOUNT": "/data",
+    "SPARKAPP_ENV_SECRETS": "flight-delays-mlflow,flight-delays-object-storage",  # pragma: allowlist secret
+    "SPARK_EVENT_LOG_DIR": "file:///data/spark-events",
+    "MLFLOW_ARTIFACT_LOCATION": f"s3://flight-delays-{env}/mlflow",
+    "MLFLOW_UI_URL": f"https://mlflow-{env}.example.internal",
+    "SPARK_HISTORY_SERVER_URL": f"https://spark-history-{env}.example.internal",
+} for env in OVERLAY_NAMESPACES}
 #: The Airflow components that run pods in this configuration, with their sidecars.
 AIRFLOW_COMPONENTS = ("scheduler", "apiServer", "triggerer", "dagProcessor", "workers", "statsd",
                       "migrateDatabaseJob")
@@ -49,30 +61,47 @@ def test_airflow_runs_the_project_image_with_kubernetes_executor_and_external_db
     assert values["triggerer"]["enabled"] is True
     assert values["dags"] == {"persistence": {"enabled": False}, "gitSync": {"enabled": False}}
     assert values["postgresql"] == {"enabled": False}
+    # pragma: allowlist nextline secret (a Secret's name)
     assert values["data"] == {"metadataSecretName": "flight-delays-airflow-metadata"}
     assert values["createUserJob"] == {"enabled": False}
     assert values["networkPolicies"] == {"enabled": False}
 
 
 @pytest.mark.parametrize("env", OVERLAY_NAMESPACES)
-def test_airflow_reads_the_environments_namespace_backend_and_data_root(airflow_values, env):
+def test_airflow_reads_the_environments_settings_and_credentials_from_the_namespace(airflow_values, overlays,
+                                                                                   env):
     values = airflow_values[env]
-    assert {e["name"]: e["value"] for e in values["env"]} == {
-        "SPARKAPP_BACKEND": "kubernetes",
-        "SPARK_NAMESPACE": OVERLAY_NAMESPACES[env],
-        "FLIGHT_DELAYS_DATA_ROOT": f"s3a://flight-delays-{env}/data",
-    }
+    assert yaml.safe_load(values["extraEnvFrom"]) == EXPECTED_ENV_FROM
+    assert "env" not in values and "secret" not in values  # no variable written into the values
+    assert literal_credential_findings(values) == []
+    (settings,) = [obj for obj in overlays[env] if obj["kind"] == "ConfigMap"
+                   and obj["metadata"]["name"] == "flight-delays-settings"]
+    assert settings["data"] == EXPECTED_SETTINGS[env]
     assert values["config"]["openlineage"]["namespace"] == OVERLAY_NAMESPACES[env]
     transport = json.loads(values["config"]["openlineage"]["transport"])
     assert transport["type"] == "http" and transport["url"].startswith("http")
+    assert values["config"]["openlineage"]["spark_inject_parent_job_info"] == "True"
     assert values["config"]["metrics"]["statsd_on"] == "True" and values["statsd"]["enabled"] is True
 
 
 @pytest.mark.parametrize("env", OVERLAY_NAMESPACES)
-def test_airflow_gets_connections_and_credentials_only_from_secrets(airflow_values, env):
+def test_the_settings_name_what_the_overlay_creates_and_what_the_code_reads(airflow_values, overlays, env):
+    from sparkapp.application import PodEnvironment
+
     values = airflow_values[env]
-    assert {s["envName"]: (s["secretName"], s["secretKey"]) for s in values["secret"]} == EXPECTED_SECRET_ENV
-    assert literal_credential_findings(values) == []
+    data = EXPECTED_SETTINGS[env]
+    claims = {obj["metadata"]["name"]: obj for obj in overlays[env] if obj["kind"] == "PersistentVolumeClaim"}
+    assert claims[data["SPARKAPP_DATA_CLAIM"]]["spec"]["accessModes"] == ["ReadWriteMany"]
+    # Airflow's task pods mount the same volume where the Spark pods do: the data root
+    (volume,) = values["workers"]["extraVolumes"]
+    assert volume["persistentVolumeClaim"] == {"claimName": data["SPARKAPP_DATA_CLAIM"]}
+    assert values["workers"]["extraVolumeMounts"] == [{"name": volume["name"], "mountPath": "/data"}]
+    assert data["FLIGHT_DELAYS_DATA_ROOT"] == data["SPARKAPP_DATA_MOUNT"]
+    # the Spark pods' Secrets are among Airflow's, and the code accepts the settings
+    airflow_secrets = {ref["secretRef"]["name"] for ref in EXPECTED_ENV_FROM if "secretRef" in ref}
+    environment = PodEnvironment.from_environ(data)
+    assert set(environment.env_secrets) <= airflow_secrets
+    assert environment.event_log_dir == "file:///data/spark-events"
 
 
 @pytest.mark.parametrize("env", OVERLAY_NAMESPACES)

@@ -19,6 +19,7 @@ from tests.deploy.policies import (
     name_findings,
     pod_security_findings,
     quantity,
+    restricted_container_findings,
     rule_set,
     wildcard_findings,
 )
@@ -91,6 +92,8 @@ EXPECTED_FLOWS = {
     "allow-prometheus-scrape-statsd": ({"matchLabels": {**AIRFLOW_PODS["matchLabels"],
                                                         "component": "statsd"}},
                                        {("ingress", "monitoring", "TCP", 9102)}),
+    "allow-spark-history-ingress": ({"matchLabels": {"app.kubernetes.io/name": "spark-history"}},
+                                    {("ingress", "ingress-nginx", "TCP", 18080)}),
 }
 PURPOSE_ANNOTATION = "flight-delays/purpose"
 
@@ -126,7 +129,7 @@ def test_every_object_validates_against_the_kubernetes_schema_in_strict_mode(ove
         except kubernetes_validate.ValidationError as e:
             errors.append(f"{obj['kind']}/{obj['metadata']['name']}: {e.message} at {list(e.path)}")
     assert errors == []
-    assert len(objects) == 3 * 25 + 1
+    assert len(objects) == 3 * 30 + 1
 
 
 def test_each_overlay_renders_one_namespace_and_puts_everything_in_it(overlays):
@@ -137,12 +140,30 @@ def test_each_overlay_renders_one_namespace_and_puts_everything_in_it(overlays):
             == {OVERLAY_NAMESPACES[env]}
         assert Counter(obj["kind"] for obj in objects) == {
             "Namespace": 1, "ServiceAccount": 4, "Role": 3, "RoleBinding": 3, "ResourceQuota": 1,
-            "LimitRange": 1, "NetworkPolicy": 12}
+            "LimitRange": 1, "NetworkPolicy": 13, "ConfigMap": 1, "PersistentVolumeClaim": 1,
+            "Deployment": 1, "Service": 1}
         assert {obj["metadata"]["labels"]["flight-delays/environment"] for obj in objects} == {env}
 
 
-def test_the_parameter_configmap_never_reaches_the_cluster(overlays):
-    assert [obj for objects in overlays.values() for obj in objects if obj["kind"] == "ConfigMap"] == []
+def test_only_the_settings_configmap_reaches_the_cluster_not_the_parameters(overlays):
+    for objects in overlays.values():
+        assert list(of_kind(objects, "ConfigMap")) == ["flight-delays-settings"]  # no network-endpoints
+
+
+def test_every_workload_container_meets_restricted_with_requests_and_limits(overlays):
+    for objects in overlays.values():
+        for name, deployment in of_kind(objects, "Deployment").items():
+            pod = deployment["spec"]["template"]["spec"]
+            containers = pod.get("initContainers", []) + pod["containers"]
+            assert [c["name"] for c in containers] == ["event-log-directory", "history-server"]
+            for container in containers:
+                where = f"{name}/{container['name']}"
+                assert restricted_container_findings(where, container["securityContext"],
+                                                     pod["securityContext"]) == []
+                assert set(container["resources"]) == {"requests", "limits"}, where
+            assert pod["automountServiceAccountToken"] is False
+            assert pod["volumes"] == [{"name": "data",
+                                       "persistentVolumeClaim": {"claimName": "flight-delays-data"}}]
 
 
 def test_namespaces_enforce_pod_security_restricted_at_a_pinned_version(overlays):

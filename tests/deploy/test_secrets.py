@@ -1,5 +1,7 @@
 """No credential in the repository: connections, MLflow and object-storage credentials come from
-Kubernetes Secrets or a secrets backend (docs/DEPLOYMENT.md), never from files we commit.
+Kubernetes Secrets or a secrets backend (docs/DEPLOYMENT.md), never from files we commit. A line
+that only names a Secret, or a planted test value, carries detect-secrets' own
+``pragma: allowlist secret`` comment.
 
 The scan is detect-secrets' (Yelp) with its default plugins (AWS and other cloud keys, private keys,
 basic-auth URLs, JWTs, "password = ..." assignments, high-entropy strings in YAML/JSON/Python...),
@@ -49,7 +51,12 @@ def test_the_scan_finds_planted_credentials(tmp_path):
     planted.write_text(
         "env:\n"
         "  - name: AWS_ACCESS_KEY_ID\n"
-        "    value: AKIAZ7QJ3N5VX2LKMW4R\n"
+        "    value: AKIAZ7QJ3N5VX2LKMW4R\n"  # pragma: allowlist secret (planted)
+        # pragma: allowlist nextline secret
         "metadataConnection: postgresql://airflow:s3cr3t-Pa55w0rd@db.example.com:5432/airflow\n"
+        "password: hunter2-but-longer\n"  # pragma: allowlist secret (planted)
+        "fernetKeySecretName: flight-delays-airflow-fernet-key  # pragma: allowlist secret\n"
     )
-    assert scan([planted]) == [f"{planted}:3: AWS Access Key", f"{planted}:4: Basic Auth Credentials"]
+    # the last line names a Secret, and says so with detect-secrets' pragma, as deploy/helm does
+    assert scan([planted]) == [f"{planted}:3: AWS Access Key", f"{planted}:4: Basic Auth Credentials",
+                               f"{planted}:5: Secret Keyword"]

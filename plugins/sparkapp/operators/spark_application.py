@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import replace
 from functools import cached_property
@@ -13,6 +14,7 @@ from sparkapp import states
 from sparkapp.application import (
     DEFAULT_PROFILE,
     SPEC_HASH_ANNOTATION,
+    PodEnvironment,
     application_name,
     label_value,
     render_manifest,
@@ -134,7 +136,8 @@ class SparkApplicationOperator(BaseOperator):
             job = replace(job, spark_conf={**job.spark_conf, **lineage})
         return render_manifest(job, name=name,
                                namespace=namespace or self.namespace or "default",
-                               arguments=self.arguments, labels=labels, annotations=annotations)
+                               arguments=self.arguments, labels=labels, annotations=annotations,
+                               pod_environment=PodEnvironment.from_environ(os.environ))
 
     def execute(self, context: Context) -> str:
         manifest = self.build_manifest(context, self.client.resolve_namespace(self.namespace))

@@ -81,6 +81,7 @@ def test_render_manifest_is_the_full_spark_application():
                 "prometheus": {"jmxExporterJar": "/opt/spark/monitoring/jmx_prometheus_javaagent-1.0.1.jar",
                                "port": 8090},
             },
+            "timeToLiveSeconds": 86400,
         },
     }
 
@@ -398,9 +399,55 @@ def test_a_profile_replaces_image_and_scheduler_and_adds_its_jars_after_the_jobs
 def test_a_job_without_optional_fields_renders_the_same_spec_hash():
     # Same spec, same hash: a retry adopts the application an earlier try created. The hash changed
     # once on purpose (from d47979f28c85159b), when every application got the restricted security
-    # context, Prometheus monitoring and a CPU limit; an application still running from before that
-    # is refused with SparkApplicationConflict, not adopted.
+    # context, Prometheus monitoring, a CPU limit and a time to live; an application still running
+    # from before that is refused with SparkApplicationConflict, not adopted.
     spec = render_manifest(JOB, name="features-20130630-abcdef12", namespace="ml-dev")["spec"]
     assert not {"batchScheduler", "batchSchedulerOptions", "nodeSelector"} & set(spec)
     assert spec["deps"] == {"pyFiles": ["local:///opt/spark/work-dir/deps/lib.zip"]}
-    assert spec_hash(spec) == "bfc7506ea84e2525"  # pragma: allowlist secret (a spec hash, not a key)
+    assert spec_hash(spec) == "6e3642b35cbe9ad2"  # pragma: allowlist secret (a spec hash, not a key)
+
+
+def test_pod_environment_from_the_workers_environment_reaches_driver_and_executors():
+    from sparkapp.application import PodEnvironment
+
+    environment = PodEnvironment.from_environ({
+        "SPARKAPP_DATA_CLAIM": "flight-delays-data", "SPARKAPP_DATA_MOUNT": "/data",
+        # pragma: allowlist nextline secret (names of Secrets)
+        "SPARKAPP_ENV_SECRETS": "flight-delays-mlflow, flight-delays-object-storage",
+        "SPARK_EVENT_LOG_DIR": "file:///data/spark-events",
+    })
+    spec = render_manifest(JOB, name="features-20130630-abcdef12", namespace="ml-dev",
+                           pod_environment=environment)["spec"]
+    assert spec["volumes"] == [{"name": "data", "persistentVolumeClaim": {"claimName": "flight-delays-data"}}]
+    for role in ("driver", "executor"):
+        assert spec[role]["volumeMounts"] == [{"name": "data", "mountPath": "/data"}]
+        assert spec[role]["envFrom"] == [{"secretRef": {"name": "flight-delays-mlflow"}},
+                                         {"secretRef": {"name": "flight-delays-object-storage"}}]
+    assert spec["sparkConf"] == {"spark.sql.shuffle.partitions": "8", "spark.eventLog.enabled": "true",
+                                 "spark.eventLog.dir": "file:///data/spark-events"}
+
+
+def test_an_unset_pod_environment_renders_nothing_of_it():
+    from sparkapp.application import PodEnvironment
+
+    plain = render_manifest(JOB, name="features-20130630-abcdef12", namespace="ml-dev")
+    assert render_manifest(JOB, name="features-20130630-abcdef12", namespace="ml-dev",
+                           pod_environment=PodEnvironment.from_environ({})) == plain
+
+
+@pytest.mark.parametrize(("environ", "message"), [
+    ({"SPARKAPP_DATA_CLAIM": "flight-delays-data"},
+     r"\$SPARKAPP_DATA_CLAIM and \$SPARKAPP_DATA_MOUNT go together .* "
+     r"got claim 'flight-delays-data' and mount None"),
+    ({"SPARKAPP_DATA_CLAIM": "Data_Volume", "SPARKAPP_DATA_MOUNT": "/data"},
+     r"the data claim 'Data_Volume' must be a Kubernetes object name"),
+    ({"SPARKAPP_DATA_CLAIM": "data", "SPARKAPP_DATA_MOUNT": "data"},
+     r"\$SPARKAPP_DATA_MOUNT must be an absolute path, got 'data'"),
+    ({"SPARKAPP_ENV_SECRETS": "flight-delays-mlflow,MLflow Secret"},  # pragma: allowlist secret
+     r"the env Secret 'MLflow Secret' must be a Kubernetes object name"),
+])
+def test_a_bad_pod_environment_is_refused_naming_the_variable(environ, message):
+    from sparkapp.application import PodEnvironment
+
+    with pytest.raises(SparkApplicationSpecError, match=message):
+        PodEnvironment.from_environ(environ)

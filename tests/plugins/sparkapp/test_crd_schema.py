@@ -279,3 +279,19 @@ def test_restricted_violations_names_each_gap():
         "executor: privileged",
         "executor: no coreLimit",
     ]
+
+
+def test_the_deployments_pod_environment_validates_against_the_crd(crd_schema, monkeypatch):
+    """What deploy/ sets in the workers' environment (flight-delays-settings) renders CRD fields."""
+    from flight_delays.manifests import render_run
+
+    monkeypatch.setenv("SPARKAPP_DATA_CLAIM", "flight-delays-data")
+    monkeypatch.setenv("SPARKAPP_DATA_MOUNT", "/data")
+    monkeypatch.setenv("SPARKAPP_ENV_SECRETS", "flight-delays-mlflow,flight-delays-object-storage")
+    monkeypatch.setenv("SPARK_EVENT_LOG_DIR", "file:///data/spark-events")
+    manifests = render_run(date(2013, 6, 30), {"validation_engine": "spark"}, all_profiles=True)
+    for key, manifest in manifests.items():
+        jsonschema.validate(manifest, crd_schema)
+        assert undeclared_fields(manifest, crd_schema) == [], key
+        assert manifest["spec"]["driver"]["volumeMounts"] == [{"name": "data", "mountPath": "/data"}], key
+        assert manifest["spec"]["timeToLiveSeconds"] == 86400
