@@ -62,6 +62,9 @@ def format_report(report: dict) -> str:
         f"  registered model   {model['model_name']} version {model['version']} -> @{model['alias']} "
         f"(champion: {champion})",
         f"  promotion          {model['reason']}",
+        "  spark cost inputs  " + "; ".join(
+            f"{stage} {cost['wall_seconds']:.0f} s, {cost['executor_core_seconds']:.0f} executor core-s, "
+            f"{cost['gpu_seconds']:.0f} GPU-s" for stage, cost in report["cost"]["stages"].items()),
     ])
 
 

@@ -1,0 +1,36 @@
+"""The demo's report lines, from a run report as the report task writes it."""
+
+from __future__ import annotations
+
+from flight_delays.demo import format_report
+
+REPORT = {
+    "day": "2013-06-30",
+    "rows_ingested": {"flights": 918, "weather": 72},
+    "days_ingested": 42,
+    "validation": {"partitions": 85, "passed": True, "warnings": 0},
+    "feature_rows": 827,
+    "test_metrics": {"test_auc": 0.77081, "test_pr_auc": 0.73031, "test_log_loss": 0.57421,
+                     "test_brier": 0.19492, "test_rows": 2482.0},
+    "model": {"model_name": "flight-delays", "version": "2", "alias": "challenger", "champion_version": "1",
+              "champion_test_auc": 0.7712, "reason": "AUC gain 0.0000 below the margin 0.002"},
+    "cost": {"stages": {
+        "features": {"wall_seconds": 14.0, "executor_core_seconds": 28.0, "gpu_seconds": 0.0},
+        "training": {"wall_seconds": 26.4, "executor_core_seconds": 52.8, "gpu_seconds": 0.0},
+    }},
+}
+
+
+def test_the_report_reads_as_the_readme_shows_it():
+    assert format_report(REPORT).splitlines() == [
+        "Run report for 2013-06-30",
+        "  rows ingested      918 flights, 72 weather hours (42 day(s) written)",
+        "  validation         passed on 85 partition(s), 0 warning(s)",
+        "  feature rows       827 for 2013-06-30",
+        "  test metrics       AUC 0.7708, PR-AUC 0.7303, log loss 0.5742, Brier 0.1949 on 2482 flights",
+        "  registered model   flight-delays version 2 -> @challenger (champion: v1, test AUC 0.7712 on the "
+        "same days)",
+        "  promotion          AUC gain 0.0000 below the margin 0.002",
+        "  spark cost inputs  features 14 s, 28 executor core-s, 0 GPU-s; training 26 s, 53 executor core-s, "
+        "0 GPU-s",
+    ]
