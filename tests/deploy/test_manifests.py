@@ -31,7 +31,6 @@ EXPECTED_ROLES = {
     "airflow-worker": {
         *{("sparkoperator.k8s.io", "sparkapplications", verb)
           for verb in ("create", "get", "list", "watch", "delete")},
-        ("sparkoperator.k8s.io", "sparkapplications/status", "get"),
         ("", "pods", "get"),
         ("", "pods/log", "get"),
     },
