@@ -34,6 +34,13 @@ def cluster(tmp_path, monkeypatch):
     monkeypatch.setenv("FLIGHT_DELAYS_DATA_ROOT", str(tmp_path / "data"))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     monkeypatch.setenv("MLFLOW_ARTIFACT_LOCATION", str(tmp_path / "artifacts"))
+    # What deploy/'s flight-delays-settings gives the workers (the data volume at the data root;
+    # the event logs, really written here by the local spark-submit)
+    monkeypatch.setenv("SPARKAPP_DATA_CLAIM", "flight-delays-data")
+    monkeypatch.setenv("SPARKAPP_DATA_MOUNT", str(tmp_path / "data"))
+    monkeypatch.setenv("SPARKAPP_ENV_SECRETS", "flight-delays-mlflow")  # pragma: allowlist secret
+    (tmp_path / "spark-events").mkdir()
+    monkeypatch.setenv("SPARK_EVENT_LOG_DIR", (tmp_path / "spark-events").as_uri())
     yield api
     operator.stop()
     api.stop()
@@ -51,7 +58,23 @@ def test_dag_runs_on_the_kubernetes_backend(cluster):
     assert features["spec"]["arguments"][:4] == ["--data-root", str(DataLayout.from_env().root),
                                                  "--start-date", "2013-03-02"]
 
+    for app in apps.values():  # the deployment's pod settings, rendered by the operator at run time
+        spec = app["spec"]
+        volume = {"name": "data", "persistentVolumeClaim": {"claimName": "flight-delays-data"}}
+        assert spec["volumes"] == [volume]
+        assert spec["driver"]["envFrom"] == spec["executor"]["envFrom"] == [
+            {"secretRef": {"name": "flight-delays-mlflow"}}]
+        assert spec["sparkConf"]["spark.eventLog.enabled"] == "true"
+    event_logs = sorted(p.name for p in (DataLayout.from_env().root.parent / "spark-events").iterdir())
+    # Spark 4 rolls its event logs by default: one directory per application, which the history
+    # server reads
+    assert len(event_logs) == 2, event_logs
+    assert all(name.startswith("eventlog_v2_local-") for name in event_logs), event_logs
+
     report = json.loads(DataLayout.from_env().report(date(2013, 3, 15)).read_text())
+    # the cost inputs of both stages, from the operator's status timings
+    assert sorted(report["cost"]["stages"]) == ["features", "training"]
+    assert {c["application"] for c in report["cost"]["stages"].values()} == set(apps)
     assert report["model"]["alias"] == "champion" and report["model"]["version"] == "1"
     assert 0.6 <= report["test_metrics"]["test_auc"] <= 0.95
     client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri())
