@@ -65,9 +65,13 @@ def _run_and_stop(airflow: Launcher, api: httpx.Client, tmp_path: Path) -> None:
     assert f"user admin, password {password} (generated once, kept in {password_file})" in airflow.text()
     print(f"Airflow ready after {time.monotonic() - started:.0f} s")
 
+    # The launcher reports the DAG once it sees it parsed (it asks the API every 2 s): wait for that
+    # line before unpausing, or it would rightly report the DAG unpaused.
+    airflow.wait_for("the launcher to report the DAG", lambda: f"{DAG_ID} is loaded" in airflow.text(),
+                     timeout=120)
+    assert f"{DAG_ID} is loaded and paused" in airflow.text()
     dag = unpause_parsed_dag(airflow, api)
     assert dag["is_paused"] is True  # new DAGs start paused
-    assert f"{DAG_ID} is loaded and paused" in airflow.text()
 
     # A manual run at logical date T owns the last complete interval before T: 2013-06-30.
     run = trigger(api, "2013-07-01T00:00:00Z")
