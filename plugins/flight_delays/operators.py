@@ -5,24 +5,20 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from airflow.sdk import BaseOperator, BaseOperatorLink
+from airflow.sdk import BaseOperator
+
+from sparkapp.links import XComLink
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from airflow.sdk import Context
-    from airflow.sdk.types import TaskInstanceKey
 
 
-class DataDocsLink(BaseOperatorLink):
+class DataDocsLink(XComLink):
     """The "Data Docs" button: the Great Expectations site of the partitions validated."""
 
     name = "Data Docs"
-
-    def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
-        from airflow.sdk.execution_time.xcom import XCom
-
-        return XCom.get_value(ti_key=ti_key, key=self.xcom_key) or ""
 
 
 class ValidatePartitionsOperator(BaseOperator):
@@ -55,15 +51,10 @@ class ValidatePartitionsOperator(BaseOperator):
         return tasks.validate(self.ingested, engine=self.engine, application=self.application)
 
 
-class MlflowRunLink(BaseOperatorLink):
+class MlflowRunLink(XComLink):
     """The "MLflow run" button: the training run of the registered model, in the MLflow UI."""
 
     name = "MLflow run"
-
-    def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
-        from airflow.sdk.execution_time.xcom import XCom
-
-        return XCom.get_value(ti_key=ti_key, key=self.xcom_key) or ""
 
 
 class RegisterModelOperator(BaseOperator):

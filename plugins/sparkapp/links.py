@@ -25,15 +25,20 @@ def spark_ui_url(application: dict) -> str | None:
     return address if "://" in address else f"http://{address}"
 
 
-class SparkUiLink(BaseOperatorLink):
-    """The "Spark UI" button on the task page; the sensor stores the URL when it first sees it."""
-
-    name = "Spark UI"
+class XComLink(BaseOperatorLink):
+    """A task-page button whose URL the task itself pushed to XCom (key ``xcom_key``) when it knew it;
+    an empty link until then. Subclasses name the button."""
 
     def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
         from airflow.sdk.execution_time.xcom import XCom
 
         return XCom.get_value(ti_key=ti_key, key=self.xcom_key) or ""
+
+
+class SparkUiLink(XComLink):
+    """The "Spark UI" button on the task page; the sensor stores the URL when it first sees it."""
+
+    name = "Spark UI"
 
 
 #: Base URL of the Spark History Server that reads the applications' event logs, e.g.
@@ -54,12 +59,7 @@ def spark_history_url(application: dict) -> str | None:
     return f"{base}/history/{app_id}/jobs/"
 
 
-class SparkHistoryLink(BaseOperatorLink):
+class SparkHistoryLink(XComLink):
     """The "Spark History" button on the task page; the sensor stores the URL at the end."""
 
     name = "Spark History"
-
-    def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
-        from airflow.sdk.execution_time.xcom import XCom
-
-        return XCom.get_value(ti_key=ti_key, key=self.xcom_key) or ""
