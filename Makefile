@@ -47,15 +47,22 @@ check-prereqs:
 
 # The virtualenv is rebuilt when a lock file changes. uv installs the exact lock; pyspark-client
 # is excluded because it overwrites pyspark's files (see README, "Dependencies").
-$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-torch.txt excludes.txt | check-prereqs
+$(VENV)/.installed: requirements.txt requirements-dev.txt excludes.txt | check-prereqs
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION) \
 	  || { echo "error: could not install uv from PyPI; check the network or a pip index setting." >&2; exit 1; }
 	@$(BIN)/uv pip install --quiet --python $(BIN)/python --excludes excludes.txt \
 	  -r requirements.txt -r requirements-dev.txt \
 	  || { echo "error: installing the pinned requirements failed (see above). Fix the cause, then run make again." >&2; exit 1; }
-	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-torch.txt \
-	  || { echo "error: installing PyTorch (requirements-torch.txt) failed (see above)." >&2; exit 1; }
+	@touch $@
+
+# PyTorch, only for what needs it (the torch trainer and its tests, Horovod, the training benchmark):
+# PyPI's CUDA build with its nvidia-* packages, several GB, which uv caches outside the checkout
+# (~/.cache/uv), so a second install takes seconds. It runs on CPU. `make demo` never installs it.
+$(VENV)/.torch-installed: requirements-torch-pypi.txt $(VENV)/.installed
+	@echo "Installing PyTorch (requirements-torch-pypi.txt; the first time downloads several GB) ..."
+	@$(BIN)/uv pip install --quiet --python $(BIN)/python --excludes excludes.txt -r requirements-torch-pypi.txt \
+	  || { echo "error: installing PyTorch (requirements-torch-pypi.txt) failed (see above)." >&2; exit 1; }
 	@touch $@
 
 $(AIRFLOW_HOME)/airflow.db: $(VENV)/.installed
@@ -76,14 +83,14 @@ browser:
 	  || { "$${apt[@]}" update -q >/dev/null && "$${apt[@]}" install -y -q chromium chromium-driver >/dev/null; } \
 	  || { echo "error: apt could not install chromium chromium-driver (see above)." >&2; exit 1; }
 
-test: $(VENV)/.installed browser
+test: $(VENV)/.torch-installed browser
 	python -m pytest
 
-test-fast: $(VENV)/.installed
+test-fast: $(VENV)/.torch-installed
 	python -m pytest -m "not e2e"
 
 # Horovod, the torch trainer's optional second backend, built from its sdist with C++17 (docs/HOROVOD.md).
-horovod: $(VENV)/.installed
+horovod: $(VENV)/.torch-installed
 	@python -c 'import horovod.torch' 2>/dev/null && echo "Horovod is installed in $(VENV)" \
 	  || scripts/build_horovod.sh $(VENV) build/horovod
 
@@ -103,7 +110,7 @@ manifests: $(VENV)/.installed
 	@test -n "$(DATE)" || { echo "usage: make manifests DATE=YYYY-MM-DD" >&2; exit 2; }
 	python -m flight_delays.manifests --date $(DATE) $(if $(CONF),--conf '$(CONF)') $(if $(BACKFILL),--backfill)
 
-bench: $(VENV)/.installed
+bench: $(VENV)/.torch-installed
 	python bench/run_benchmarks.py
 	python bench/bench_waiting.py
 	python bench/bench_validation.py
@@ -113,6 +120,7 @@ bench: $(VENV)/.installed
 lock: $(VENV)/.installed
 	uv pip compile requirements.in --python-version 3.11 --excludes excludes.txt -o requirements.txt
 	uv pip compile requirements-dev.in --python-version 3.11 -o requirements-dev.txt
+	uv pip compile requirements-torch-pypi.in --python-version 3.11 --excludes excludes.txt -o requirements-torch-pypi.txt
 	uv pip compile requirements-spark.in --python-version 3.11 --excludes excludes.txt -o requirements-spark.txt
 	uv pip compile requirements-spark-gpu.in --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
 	  --excludes excludes.txt -o requirements-spark-gpu.txt

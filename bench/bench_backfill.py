@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_backfill.py [--from 2013-07-01] [--days 30] [--max-active-runs 2]
 
-Starts Airflow as ``make airflow`` does (the tests' harness, :mod:`tests.e2e.running_airflow`) on an
+Starts Airflow as ``make airflow`` does (the tests' harness, :mod:`testing.airflow_harness`) on an
 empty data root, creates one backfill of ``--days`` days through ``POST /api/v2/backfills`` (default
 params: no training, 14 history days), waits for it, and reads every run and task instance back
 from the REST API. Printed (and returned as JSON with ``--json``):
@@ -55,7 +55,7 @@ def _by_task(task_instances: list[dict]) -> dict[str, list[float]]:
 def run(first_day: date, days: int, max_active_runs: int) -> dict:
     import httpx
 
-    from tests.e2e.running_airflow import (
+    from testing.airflow_harness import (
         DAG_ID,
         Launcher,
         create_backfill,

@@ -3,7 +3,7 @@
 Run: ``.venv/bin/python bench/bench_waiting.py [--apps N] [--seconds S] [--interval P]``
 (defaults 10 applications, 20 s of RUNNING per mode, 1 s poll interval; about 1 minute).
 
-A fake Kubernetes API server (``tests.fakes.kubernetes_api.FakeKubernetesApi``, real HTTP on
+A fake Kubernetes API server (``testing.kubernetes_api.FakeKubernetesApi``, real HTTP on
 127.0.0.1) is driven by the real ``kubernetes`` / ``kubernetes_asyncio`` clients through the
 project's hooks. N SparkApplications are created per mode with ``SparkApplicationHook`` and kept
 RUNNING (``api.set_status``), then:
@@ -71,7 +71,7 @@ from airflow.sdk.exceptions import TaskDeferred  # noqa: E402
 from sparkapp.application import PodResources, SparkJob, render_manifest  # noqa: E402
 from sparkapp.hooks.spark_application import SparkApplicationHook  # noqa: E402
 from sparkapp.sensors.spark_application import SparkApplicationSensor  # noqa: E402
-from tests.fakes.kubernetes_api import FakeKubernetesApi  # noqa: E402
+from testing.kubernetes_api import FakeKubernetesApi  # noqa: E402
 
 JOB = SparkJob(name="features", main_application_file="spark_jobs/features.py", image="spark-jobs:1",
                driver=PodResources(cores=1, memory="1g"), executor=PodResources(cores=1, memory="2g"))

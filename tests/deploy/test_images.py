@@ -117,6 +117,16 @@ def test_job_image_lock_agrees_with_the_runtime_lock(lock):
     assert image[expected_xgboost] == runtime["xgboost-cpu"]
 
 
+def test_the_images_torch_is_the_development_machines():
+    """The images' CPU build (requirements-torch.txt) and PyPI's build that tests run on
+    (requirements-torch-pypi.txt) are one torch version, with the dependencies both pin agreeing."""
+    image = pins(PROJECT_ROOT / "requirements-torch.txt")
+    development = pins(PROJECT_ROOT / "requirements-torch-pypi.txt")
+    assert image["torch"] == development["torch"] == "2.13.0"
+    assert {name: (version, development[name]) for name, version in image.items()
+            if name in development and development[name] != version} == {}
+
+
 def copied_sources(dockerfile: Path) -> list[str]:
     """What the Dockerfile's COPY instructions take from the build context."""
     sources = []

@@ -1,6 +1,6 @@
 """A backfill in a real Airflow: 7 days, two runs at a time, then the same backfill reprocessed.
 
-Airflow is started as ``make airflow`` starts it (:mod:`tests.e2e.running_airflow`). The backfill is
+Airflow is started as ``make airflow`` starts it (:mod:`testing.airflow_harness`). The backfill is
 created through ``POST /api/v2/backfills`` (what ``airflow backfill create`` and the UI's Backfill
 dialog do), after its dry run. Every run must succeed without training (a backfill's default),
 leave raw and feature partitions with exactly the rows of its day, and promote no model; the same
@@ -21,7 +21,7 @@ from mlflow import MlflowClient
 
 from flight_delays.ingest import DAILY_DATASETS, FLIGHTS, source_rows
 from flight_delays.settings import DataLayout
-from tests.e2e.running_airflow import (
+from testing.airflow_harness import (
     DAG_ID,
     TRAINING_RUN_TASK_STATES,
     Launcher,

@@ -1,6 +1,6 @@
 """The DAG triggered from the real Airflow 3 web UI, in headless Chromium driven by Selenium.
 
-Airflow starts as ``make airflow`` starts it (:mod:`tests.e2e.running_airflow`). In the browser the
+Airflow starts as ``make airflow`` starts it (:mod:`testing.airflow_harness`). In the browser the
 test logs in through the SimpleAuthManager's form, opens the DAG's page and its Trigger form, whose
 fields the UI renders from the DAG's ``Param`` schemas. The form refuses invalid run parameters and
 no run is created; with valid ones, quick for this machine, and the logical date 2013-07-01 (the run
@@ -29,7 +29,7 @@ from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
 from flight_delays.settings import PROJECT_ROOT
-from tests.e2e.running_airflow import DAG_ID, Launcher, log_in, stop_with_sigint, unpause_parsed_dag
+from testing.airflow_harness import DAG_ID, Launcher, log_in, stop_with_sigint, unpause_parsed_dag
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -16,7 +16,7 @@ from flight_delays import settings
 from flight_delays.demo import run_dag
 from flight_delays.settings import DataLayout
 from sparkapp import states
-from tests.fakes.kubernetes_api import ExecutingSparkOperator, FakeKubernetesApi
+from testing.kubernetes_api import ExecutingSparkOperator, FakeKubernetesApi
 
 pytestmark = pytest.mark.e2e
 NAMESPACE = "ml-dev"

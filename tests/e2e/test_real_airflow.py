@@ -18,7 +18,7 @@ import httpx
 import pytest
 from mlflow import MlflowClient
 
-from tests.e2e.running_airflow import (
+from testing.airflow_harness import (
     DAG_ID,
     TRAINING_RUN_TASK_STATES,
     Launcher,

@@ -7,7 +7,7 @@ import json
 import httpx
 import pytest
 
-from tests.e2e.running_airflow import create_backfill
+from testing.airflow_harness import create_backfill
 
 LOCKED = {"detail": "Database is locked. Backfill creation is not supported on SQLite under concurrent "
                     "access. Please use PostgreSQL or MySQL."}

@@ -12,7 +12,7 @@ from flight_delays import preflight, tasks
 from flight_delays.demo import load_dag
 from flight_delays.preflight import BadRunRequest, PreflightError, check_run, request_problems
 from flight_delays.settings import TRAINING_POOL, TRAINING_POOL_SLOTS
-from tests.fakes.kubernetes_api import FakeKubernetesApi, Fault
+from testing.kubernetes_api import FakeKubernetesApi, Fault
 
 DAY = date(2013, 6, 30)
 #: The DAG's param defaults (tests/dags pins them).

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tests.fakes.kubernetes_api import FakeKubernetesApi, SimulatedSparkOperator
+from testing.kubernetes_api import FakeKubernetesApi, SimulatedSparkOperator
 
 NAMESPACE = "ml-dev"
 CONN_ID = "kubernetes_fake"

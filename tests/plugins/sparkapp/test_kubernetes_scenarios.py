@@ -40,7 +40,7 @@ from sparkapp.client import SparkApplicationApiError
 from sparkapp.hooks.spark_application import SparkApplicationHook
 from sparkapp.operators.spark_application import SparkApplicationConflict, SparkApplicationOperator
 from sparkapp.sensors.spark_application import SparkApplicationFailed, SparkApplicationSensor
-from tests.fakes.kubernetes_api import Fault
+from testing.kubernetes_api import Fault
 from tests.plugins.sparkapp.conftest import CONN_ID, NAMESPACE, RecordingTaskInstance
 
 JOB = SparkJob(name="features", main_application_file="spark_jobs/features.py", image="spark-jobs:1",
