@@ -70,7 +70,7 @@ $(AIRFLOW_HOME)/airflow.db: $(VENV)/.installed
 	airflow db migrate >/dev/null
 
 demo: $(VENV)/.installed $(AIRFLOW_HOME)/airflow.db
-	python -m flight_delays.demo --day $(DAY)
+	python -m devtools.demo --day $(DAY)
 
 # The UI test drives Debian's chromium through its chromedriver; installed with apt when missing.
 browser:
@@ -104,11 +104,11 @@ lint: $(VENV)/.installed
 
 backfill-preview: $(VENV)/.installed
 	@test -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make backfill-preview FROM=YYYY-MM-DD TO=YYYY-MM-DD [CONF='{...}']" >&2; exit 2; }
-	@python -m flight_delays.backfill_preview --from $(FROM) --to $(TO) $(if $(CONF),--conf '$(CONF)') 2>/dev/null
+	@python -m devtools.backfill_preview --from $(FROM) --to $(TO) $(if $(CONF),--conf '$(CONF)') 2>/dev/null
 
 manifests: $(VENV)/.installed
 	@test -n "$(DATE)" || { echo "usage: make manifests DATE=YYYY-MM-DD" >&2; exit 2; }
-	python -m flight_delays.manifests --date $(DATE) $(if $(CONF),--conf '$(CONF)') $(if $(BACKFILL),--backfill)
+	python -m devtools.manifests --date $(DATE) $(if $(CONF),--conf '$(CONF)') $(if $(BACKFILL),--backfill)
 
 bench: $(VENV)/.torch-installed
 	python bench/run_benchmarks.py
@@ -131,7 +131,7 @@ clean:
 # A real local Airflow on the embedded default, in the foreground; Ctrl-C stops every process it started.
 .PHONY: airflow
 airflow: $(VENV)/.installed
-	python -m flight_delays.local_airflow --port $(PORT)
+	python -m devtools.local_airflow --port $(PORT)
 
 # One environment's namespace-scoped objects as `kubectl apply -k deploy/overlays/ENV` would apply
 # them, rendered by the venv's kubectl (built-in kustomize), for review or a GitOps repository.

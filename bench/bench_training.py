@@ -34,7 +34,7 @@ FEATURE_TARGET = 1.3
 
 def run_application(job, name: str, arguments: list[str], state_dir: Path) -> float:
     from sparkapp.application import render_manifest
-    from sparkapp.local_backend import LocalSparkApplicationClient
+    from sparkapp.hooks.local import LocalSparkApplicationClient
 
     manifest = render_manifest(job, name=name, namespace="bench", arguments=arguments)
     start = time.perf_counter()
@@ -65,8 +65,8 @@ def prepare(layout, day: date, state_dir: Path) -> None:
 
 def nightly_feature_job(layout, day: date, window_days: int, state_dir: Path) -> tuple[float, dict]:
     from flight_delays.jobs import FEATURES_JOB
-    from flight_delays.settings import RunWindow
     from flight_delays.tasks import feature_plan
+    from flight_delays.window import RunWindow
 
     window = RunWindow.for_day(day, window_days=window_days, history_days=HISTORY_DAYS)
     plan = feature_plan(layout, window, [day], HISTORY_DAYS)
@@ -80,7 +80,7 @@ def scaled_root(layout, folder: Path, day: date, factor: int):
     """A data root whose 28 feature days hold ``factor`` copies of the real rows."""
     import pandas as pd
 
-    from flight_delays.settings import DataLayout
+    from flight_delays.layout import DataLayout
 
     scaled = DataLayout(folder)
     for i in range(28):
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-training", action="store_true")
     args = parser.parse_args(argv)
     from flight_delays.ingest import ingest_day
-    from flight_delays.settings import DataLayout
+    from flight_delays.layout import DataLayout
     from flight_delays.validation import PartitionValidator
 
     folder = Path(tempfile.mkdtemp(prefix="bench-training-"))

@@ -22,6 +22,8 @@ import time
 from datetime import date
 from pathlib import Path
 
+from flight_delays.layout import DATA_FILE
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(PROJECT_ROOT / "plugins"), str(PROJECT_ROOT)]
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
@@ -48,14 +50,14 @@ def as_spark_application(day: date, flights) -> tuple[float, dict]:
         write_parquet_atomically,
     )
     from flight_delays.jobs import VALIDATE_JOB
-    from flight_delays.settings import DataLayout
+    from flight_delays.layout import DataLayout
     from sparkapp.application import render_manifest
-    from sparkapp.local_backend import LocalSparkApplicationClient
+    from sparkapp.hooks.local import LocalSparkApplicationClient
 
     with tempfile.TemporaryDirectory() as folder:
         layout = DataLayout(Path(folder) / "data")
-        write_parquet_atomically(flights, layout.raw_partition(FLIGHTS, day) / "data.parquet")
-        weather = layout.raw_partition(WEATHER, day) / "data.parquet"
+        write_parquet_atomically(flights, layout.raw_partition(FLIGHTS, day) / DATA_FILE)
+        weather = layout.raw_partition(WEATHER, day) / DATA_FILE
         write_parquet_atomically(source_rows(WEATHER, day), weather)
         ingest_reference(layout)
         manifest = render_manifest(VALIDATE_JOB, name=f"validate-bench-{len(flights)}", namespace="bench",

@@ -69,7 +69,7 @@ os.environ.update({
 from airflow.sdk.exceptions import TaskDeferred  # noqa: E402
 
 from sparkapp.application import PodResources, SparkJob, render_manifest  # noqa: E402
-from sparkapp.hooks.spark_application import SparkApplicationHook  # noqa: E402
+from sparkapp.hooks.kubernetes import SparkApplicationHook  # noqa: E402
 from sparkapp.sensors.spark_application import SparkApplicationSensor  # noqa: E402
 from testing.kubernetes_api import FakeKubernetesApi  # noqa: E402
 

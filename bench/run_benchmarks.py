@@ -7,7 +7,7 @@ directory (Airflow home, data root, MLflow store, Spark application records, log
 
 a. parse time of ``dags/flight_delay_retraining.py`` vs. an empty DAG file (same ``DAG()`` kwargs,
    no tasks): warm (in-process re-parse, median) and cold (one parse in a fresh interpreter);
-b. the demo run of one day via ``flight_delays.demo.run_dag``: first on an empty data root (it
+b. the demo run of one day via ``devtools.demo.run_dag``: first on an empty data root (it
    bootstraps the window's history), then again (steady-state nightly run), with per-task times;
 c. ``bench/baseline_pandas_xgboost.py``: the same day's work as one plain pandas + xgboost script;
 d. peak memory of a demo run in a subprocess: ``/usr/bin/time -v`` (largest single process) and the
@@ -274,8 +274,9 @@ def task_durations(dag_id: str, run_id: str) -> list[tuple[str, float | None, in
 
 
 def bench_demo_run(day: date, label: str, log_path: Path) -> dict:
-    from flight_delays import demo
-    from flight_delays.settings import DataLayout, source_day
+    from devtools import demo
+    from flight_delays.layout import DataLayout
+    from flight_delays.window import source_day
 
     progress(f"demo run '{label}' for {day} (log: {log_path})")
     # dag.test() runs the tasks in this process: drop what an earlier run cached (the source CSVs
@@ -346,7 +347,7 @@ def bench_memory(day: date, tmp: Path, interval: float) -> dict:
            "MLFLOW_ARTIFACT_LOCATION": str(root / "mlflow" / "artifacts"),
            "SPARKAPP_LOCAL_STATE_DIR": str(root / "spark-applications")}
     log_path, time_path = tmp / "memory-run.log", tmp / "memory-run.time-v.txt"
-    command = ["/usr/bin/time", "-v", "-o", str(time_path), PYTHON, "-m", "flight_delays.demo",
+    command = ["/usr/bin/time", "-v", "-o", str(time_path), PYTHON, "-m", "devtools.demo",
                "--day", day.isoformat()]
     progress(f"memory run (empty data root {root / 'data'}; log: {log_path})")
     peak = {"sum_rss": 0, "sum_pss": 0, "max_single_rss": 0, "largest": "", "largest_rss": 0, "processes": 0}
@@ -435,7 +436,7 @@ def report_parse(w, parse: dict) -> None:
 
 def report_runs(w, runs: list[dict]) -> None:
     w("")
-    w("b. Demo run: flight_delays.demo.run_dag (dag.test(), tasks in this process, local spark-submit)")
+    w("b. Demo run: devtools.demo.run_dag (dag.test(), tasks in this process, local spark-submit)")
     task_ids: list[str] = []
     for run in runs:
         task_ids += [t[0] for t in run["tasks"] if t[0] not in task_ids]
@@ -498,7 +499,7 @@ def report_baseline(w, baseline: dict, runs: list[dict]) -> None:
 
 def report_memory(w, memory: dict) -> None:
     w("")
-    w("d. Peak memory: `/usr/bin/time -v python -m flight_delays.demo` (subprocess, fresh empty data root)")
+    w("d. Peak memory: `/usr/bin/time -v python -m devtools.demo` (subprocess, fresh empty data root)")
     w(f"   {'exit status, wall time':46}{memory['rc']:>8}, {memory['wall_s']:.1f} s")
     w(f"   {OTHER_CPU:46}{fmt_noise(memory.get('noise'))}")
     w(f"   {'/usr/bin/time -v max RSS (one process)':46}{memory['time_v_max_rss'] / GIB:>8.2f} GiB")

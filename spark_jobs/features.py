@@ -12,7 +12,7 @@ Never used as features, because they are only known after departure: ``dep_time`
 from __future__ import annotations
 
 import argparse
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
@@ -28,23 +28,19 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
-DELAY_THRESHOLD_MINUTES = 15
-LABEL_COLUMN = "is_delayed"
-CARRIERS = ("9E", "AA", "AS", "B6", "DL", "EV", "F9", "FL", "HA", "MQ", "OO", "UA", "US", "VX", "WN", "YV")
-ORIGINS = ("EWR", "JFK", "LGA")
-WEATHER_COLUMNS = ("temp", "dewp", "humid", "wind_speed", "wind_gust", "precip", "pressure", "visib")
-#: (feature name, grouping keys) of the rolling delay rates over earlier days.
-HISTORY_RATES = (
-    ("carrier_delay_rate", ("carrier",)),
-    ("route_delay_rate", ("origin", "dest")),
-    ("origin_hour_delay_rate", ("origin", "hour")),
+from flight_delays import layout
+from flight_delays.contract import (
+    CARRIERS,
+    DELAY_THRESHOLD_MINUTES,
+    FEATURE_COLUMNS,
+    HISTORY_RATES,
+    KEY_COLUMNS,
+    LABEL_COLUMN,
+    ORIGINS,
+    WEATHER_COLUMNS,
 )
-KEY_COLUMNS = ("date", "carrier", "flight", "origin", "dest", "sched_dep_time")
-FEATURE_COLUMNS = (
-    "month", "day_of_week", "sched_dep_hour", "sched_dep_minute", "sched_arr_hour", "distance",
-    "carrier_code", "origin_code", *WEATHER_COLUMNS, "plane_age", "seats", "engines",
-    *(name for name, _ in HISTORY_RATES),
-)
+from flight_delays.layout import FLIGHTS, PLANES, VALIDATED_MARKER, WEATHER, under
+from flight_delays.window import day_range
 
 RAW_FLIGHTS_SCHEMA = StructType([
     StructField("year", LongType()), StructField("month", LongType()), StructField("day", LongType()),
@@ -167,23 +163,15 @@ def build_features(flights: DataFrame, weather: DataFrame, planes: DataFrame, *,
     )
 
 
-def day_range(first: date, last: date) -> list[date]:
-    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
-
-
-#: Written by the validation task into a raw partition that passed every critical expectation.
-VALIDATED_MARKER = "_VALIDATED"
-
-
 def partition_paths(root: str, dataset: str, days: list[date]) -> list[str]:
     """Paths of the validated daily partitions of ``dataset``; fails naming every day that is
     missing or not validated (never ingested, quarantined, or rewritten since validation)."""
-    paths = [f"{root}/raw/{dataset}/date={d.isoformat()}" for d in days]
+    paths = [under(root, layout.raw_partition_key(dataset, d)) for d in days]
     unvalidated = [p for p in paths if not Path(p, VALIDATED_MARKER).exists()]
     if unvalidated:
         raise FileNotFoundError(
             f"{len(unvalidated)} raw {dataset} partition(s) missing or not validated (no {VALIDATED_MARKER}; "
-            f"failed ones are under {root}/quarantine/{dataset}/): {unvalidated}"
+            f"failed ones are under {under(root, layout.QUARANTINE)}/{dataset}/): {unvalidated}"
         )
     return paths
 
@@ -212,15 +200,16 @@ def main(argv: list[str] | None = None) -> None:
     root = args.data_root.rstrip("/")
     window = day_range(args.start_date, args.end_date)
     history = day_range(args.history_start, args.end_date)
-    flights = spark.read.schema(RAW_FLIGHTS_SCHEMA).parquet(*partition_paths(root, "flights", history))
-    weather = spark.read.schema(RAW_WEATHER_SCHEMA).parquet(*partition_paths(root, "weather", window))
-    if not Path(root, "reference", "planes", VALIDATED_MARKER).exists():
-        raise FileNotFoundError(f"{root}/reference/planes is not validated (no {VALIDATED_MARKER})")
-    planes = spark.read.schema(PLANES_SCHEMA).parquet(f"{root}/reference/planes")
+    flights = spark.read.schema(RAW_FLIGHTS_SCHEMA).parquet(*partition_paths(root, FLIGHTS, history))
+    weather = spark.read.schema(RAW_WEATHER_SCHEMA).parquet(*partition_paths(root, WEATHER, window))
+    planes_path = under(root, layout.reference_key(PLANES))
+    if not Path(planes_path, VALIDATED_MARKER).exists():
+        raise FileNotFoundError(f"{planes_path} is not validated (no {VALIDATED_MARKER})")
+    planes = spark.read.schema(PLANES_SCHEMA).parquet(planes_path)
     features = build_features(flights, weather, planes, start=args.start_date, end=args.end_date,
                               history_days=args.history_days)
     (features.repartition("date").write.mode("overwrite").partitionBy("date")
-     .parquet(f"{root}/features"))
+     .parquet(under(root, layout.FEATURES)))
     spark.stop()
 
 

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
 
-from spark_jobs.features import FEATURE_COLUMNS, LABEL_COLUMN
+from flight_delays.contract import FEATURE_COLUMNS, LABEL_COLUMN
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence

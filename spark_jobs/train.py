@@ -29,12 +29,14 @@ from pyspark.ml.functions import vector_to_array
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from spark_jobs.features import FEATURE_COLUMNS, FEATURES_SCHEMA, LABEL_COLUMN, VALIDATED_MARKER, day_range
+from flight_delays import layout
+from flight_delays.contract import APPLICATION_TAG, FEATURE_COLUMNS, LABEL_COLUMN
+from flight_delays.layout import DAILY_DATASETS, PLANES, VALIDATED_MARKER, under
+from flight_delays.window import day_range
+from spark_jobs.features import FEATURES_SCHEMA
 
 log = logging.getLogger(__name__)
 
-#: The MLflow run tag that names the SparkApplication that trained the model.
-APPLICATION_TAG = "spark_application"
 PROBABILITY = "p_delayed"
 TRAINERS = ("xgboost", "torch")
 #: Column saying which part of the time split a row is in.
@@ -113,12 +115,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def input_verdicts(root: str, start: date, end: date) -> dict[str, dict]:
     """The validation markers of the raw partitions behind the window's features, by partition."""
     verdicts = {}
-    partitions = [(ds, d) for d in day_range(start, end) for ds in ("flights", "weather")]
+    partitions = [(ds, d) for d in day_range(start, end) for ds in DAILY_DATASETS]
     for dataset, day in partitions:
-        marker = Path(root, "raw", dataset, f"date={day.isoformat()}", VALIDATED_MARKER)
+        marker = Path(under(root, layout.raw_partition_key(dataset, day)), VALIDATED_MARKER)
         key = f"{dataset}/{day.isoformat()}"
         verdicts[key] = json.loads(marker.read_text()) if marker.exists() else {"missing": True}
-    marker = Path(root, "reference", "planes", VALIDATED_MARKER)
+    marker = Path(under(root, layout.reference_key(PLANES)), VALIDATED_MARKER)
     verdicts["planes/reference"] = json.loads(marker.read_text()) if marker.exists() else {"missing": True}
     return verdicts
 
@@ -186,9 +188,9 @@ def main(argv: list[str] | None = None) -> None:
     spark.conf.set("spark.sql.session.timeZone", "UTC")
     application = spark.sparkContext.appName
     root = args.data_root.rstrip("/")
-    paths = [f"{root}/features/date={d.isoformat()}" for d in day_range(args.start_date, args.end_date)]
+    paths = [under(root, layout.feature_partition_key(d)) for d in day_range(args.start_date, args.end_date)]
     features = with_missing_as_nan(
-        spark.read.schema(FEATURES_SCHEMA).option("basePath", f"{root}/features").parquet(*paths)
+        spark.read.schema(FEATURES_SCHEMA).option("basePath", under(root, layout.FEATURES)).parquet(*paths)
     )
     split = sample_training(time_split(features, end=args.end_date, validation_days=args.validation_days,
                                        test_days=args.test_days), args.sample_fraction).cache()

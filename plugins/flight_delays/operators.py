@@ -43,7 +43,7 @@ class ValidatePartitionsOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict:
         from flight_delays import tasks
-        from flight_delays.settings import DataLayout
+        from flight_delays.layout import DataLayout
 
         index = DataLayout.from_env().data_docs / "index.html"
         # Pushed first: a failed validation is when the Data Docs matter most.
@@ -74,10 +74,11 @@ class RegisterModelOperator(BaseOperator):
         self.application = application
 
     def execute(self, context: Context) -> dict:
-        from flight_delays import settings, tasks
+        from flight_delays import tasks
+        from flight_delays.registry import mlflow_run_url
 
         registration = tasks.register(self.application)
-        url = settings.mlflow_run_url(registration["run_id"])
+        url = mlflow_run_url(registration["run_id"])
         if url:
             self.log.info("MLflow run of %s version %s: %s", registration["model_name"],
                           registration["version"], url)

@@ -7,11 +7,15 @@ image (docs). An existing pool is left as it is: its size is the operator's choi
 
 from __future__ import annotations
 
-from flight_delays import settings
+#: The Airflow pool every training takes a slot of, for as long as it trains: its size is how many
+#: trainings may run at once (GPUs are the scarce part). Created with ``include_deferred``, so the
+#: deferred sensor that waits on a training keeps its slot.
+TRAINING_POOL = "gpu_training"
+TRAINING_POOL_SLOTS = 1
 
 #: name -> (slots, description). Deferred tasks count: a sensor waiting on a training holds its slot.
 POOLS = {
-    settings.TRAINING_POOL: (settings.TRAINING_POOL_SLOTS,
+    TRAINING_POOL: (TRAINING_POOL_SLOTS,
                              "Trainings running at once (GPUs are the scarce part): the submit and wait "
                              "tasks of a training hold one slot while it trains."),
 }

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from flight_delays import settings
-from flight_delays.settings import DataLayout, RunWindow
+from flight_delays.layout import DataLayout
+from flight_delays.window import FIRST_SOURCE_DAY, RunWindow, source_day
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -73,12 +74,12 @@ def request_problems(day: date, params: Mapping, *, train: bool, backend: str) -
     from flight_delays.registry import PromotionRequest, PromotionRequestError
 
     problems = []
-    source_day = settings.source_day(day)
-    if source_rows(FLIGHTS, source_day).empty:
-        problems.append(f"the source has no flights on {source_day} (the day the run of {day} processes)")
+    processed = source_day(day)
+    if source_rows(FLIGHTS, processed).empty:
+        problems.append(f"the source has no flights on {processed} (the day the run of {day} processes)")
     if train:
         held_out = params["test_days"] + params["validation_days"]
-        window = RunWindow.for_day(source_day, window_days=params["window_days"],
+        window = RunWindow.for_day(processed, window_days=params["window_days"],
                                    history_days=params["history_days"])
         window_length = (window.day - window.train_start).days + 1
         if held_out >= params["window_days"]:
@@ -87,8 +88,8 @@ def request_problems(day: date, params: Mapping, *, train: bool, backend: str) -
                             f"({params['window_days']}): the window needs at least one training day "
                             "before the validation and test days")
         elif held_out >= window_length:
-            problems.append(f"the training window of {source_day} starts on the first day of data "
-                            f"({settings.FIRST_SOURCE_DAY}), so it has {window_length} day(s), not "
+            problems.append(f"the training window of {processed} starts on the first day of data "
+                            f"({FIRST_SOURCE_DAY}), so it has {window_length} day(s), not "
                             f"{params['window_days']}: too few for {params['test_days']} test + "
                             f"{params['validation_days']} validation day(s) and a training day")
         try:
@@ -120,7 +121,7 @@ def _has_nvidia_gpu() -> bool:
 
 def environment_problems(*, train: bool, backend: str, namespace: str) -> tuple[list[str], list[str]]:
     """What the run needs and cannot reach or write; and what was reached."""
-    from sparkapp.client import get_client
+    from sparkapp.backends import get_client
 
     problems, checked = [], []
     root = DataLayout.from_env().root
@@ -163,7 +164,7 @@ def check_run(day: date, params: Mapping, *, backfill: bool, backend: str, names
         message = f"the run of {day} cannot work; {len(problems)} problem(s):\n" + "\n".join(
             f"- {p}" for p in problems)
         raise (BadRunRequest if bad_request else PreflightError)(message)
-    plan = RunPlan(day=day.isoformat(), source_day=settings.source_day(day).isoformat(), train=train,
+    plan = RunPlan(day=day.isoformat(), source_day=source_day(day).isoformat(), train=train,
                    checked=checked)
     log.info("Preflight passed for %s (%s): %s", day, "trains" if train else "no training (backfill)",
              "; ".join(checked))

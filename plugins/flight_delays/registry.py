@@ -28,15 +28,14 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities import Run
 
-    from flight_delays.settings import DataLayout
+    from flight_delays.layout import DataLayout
+
+from flight_delays.contract import APPLICATION_TAG, LABEL_COLUMN
 
 log = logging.getLogger(__name__)
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
-#: MLflow run tag that names the SparkApplication that trained the model (set by spark_jobs/train.py).
-APPLICATION_TAG = "spark_application"
-LABEL_COLUMN = "is_delayed"
 POLICIES = ("auto", "never", "force")
 PRIMARY_METRIC = "auc"
 #: Guard metrics (lower is better) and how much worse than the champion's they may be under ``auto``.
@@ -265,3 +264,17 @@ def decision_tags(decision: Decision, request: PromotionRequest) -> dict[str, st
     if request.policy == "force":
         tags.update(requested_by=request.requested_by or "", request_reason=request.reason.strip())
     return {TAG_PREFIX + key: value for key, value in tags.items()}
+
+
+def mlflow_run_url(run_id: str) -> str | None:
+    """The page of an MLflow run in the MLflow UI, or None without a UI address
+    (:func:`flight_delays.settings.mlflow_ui_url`)."""
+    from flight_delays import settings
+
+    base = settings.mlflow_ui_url()
+    if base is None:
+        return None
+    import mlflow
+
+    run = mlflow.MlflowClient(tracking_uri=settings.mlflow_tracking_uri()).get_run(run_id)
+    return f"{base}/#/experiments/{run.info.experiment_id}/runs/{run_id}"

@@ -6,10 +6,11 @@ Each function takes plain values and returns a JSON-able dict (the task's XCom).
 from __future__ import annotations
 
 import logging
-from datetime import date, timedelta
+from datetime import date
 
-from flight_delays import settings
-from flight_delays.settings import DataLayout, RunWindow
+from flight_delays import contract, settings
+from flight_delays.layout import DataLayout
+from flight_delays.window import days_to_ingest, feature_plan, ingest_plan, run_window
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +23,7 @@ def preflight(day: date, params: dict, *, backfill: bool) -> dict:
     from airflow.sdk.exceptions import AirflowFailException
 
     from flight_delays.preflight import BadRunRequest, check_run
-    from sparkapp.client import resolve_backend
+    from sparkapp.backends import resolve_backend
 
     try:
         plan = check_run(day, params, backfill=backfill, backend=resolve_backend(None),
@@ -46,61 +47,13 @@ def ingest(logical_day: date, *, train: bool, window_days: int, history_days: in
     window = run_window(logical_day, train=train, window_days=window_days, history_days=history_days)
     if window.day != logical_day:
         log.info("Replay mode: logical date %s processes the flights of %s", logical_day, window.day)
-    rows = {d.isoformat(): ingest_day(layout, d) for d in days_to_ingest(layout, window)}
+    days = days_to_ingest(layout, window)
+    rows = {d.isoformat(): ingest_day(layout, d) for d in days}
     ingest_reference(layout)
-    features = feature_plan(layout, window, [date.fromisoformat(d) for d in rows], history_days)
+    features = feature_plan(layout, window, days, history_days)
     log.info("Features to compute: %s..%s (window %s..%s)", features["feature_start"], window.day,
              window.train_start, window.day)
-    return {**window.as_dict(), "ingested_days": sorted(rows), "rows": rows[window.day.isoformat()],
-            **features}
-
-
-def run_window(logical_day: date, *, train: bool, window_days: int, history_days: int) -> RunWindow:
-    """The days a run reads and writes: its training window, or its own day when it does not train."""
-    return RunWindow.for_day(settings.source_day(logical_day), window_days=window_days if train else 1,
-                             history_days=history_days)
-
-
-def days_to_ingest(layout: DataLayout, window: RunWindow, *, assume_ingested: frozenset[date] = frozenset()
-                   ) -> list[date]:
-    """The run's own day, and the days of its window and history that are not ingested yet.
-
-    :param assume_ingested: days to count as ingested too (a preview of several runs in a row).
-    """
-    from flight_delays.ingest import is_ingested
-
-    return [d for d in window.raw_days()
-            if d == window.day or not (d in assume_ingested or is_ingested(layout, d))]
-
-
-def feature_plan(layout: DataLayout, window: RunWindow, ingested: list[date], history_days: int, *,
-                 assume_featurised: frozenset[date] = frozenset()) -> dict:
-    """The days the feature job computes (``feature_start`` .. the run's day) and the first raw day
-    it reads (``feature_history_start``).
-
-    :param assume_featurised: days to count as having features (a preview of several runs in a row).
-    """
-    start = first_day_needing_features(layout, window, ingested, history_days, assume_featurised)
-    history_start = max(settings.FIRST_SOURCE_DAY, start - timedelta(days=history_days))
-    return {"feature_start": start.isoformat(), "feature_history_start": history_start.isoformat()}
-
-
-def first_day_needing_features(layout: DataLayout, window: RunWindow, ingested: list[date],
-                               history_days: int, assume_featurised: frozenset[date] = frozenset()) -> date:
-    """The first day of the window whose features must be (re)computed: features are incremental.
-
-    A day needs features when it has none yet, or when raw data its features read was ingested by
-    this run: its own flights, or those of the ``history_days`` before it (rolling delay rates). A
-    nightly run on a complete window computes its own day only; the first run, the whole window.
-    """
-    def stale(day: date) -> bool:
-        return any(day - timedelta(days=history_days) <= x <= day for x in ingested)
-
-    def has_features(day: date) -> bool:
-        return day in assume_featurised or any(layout.feature_partition(day).glob("*.parquet"))
-
-    window_days = [d for d in window.raw_days() if d >= window.train_start]
-    return next(d for d in window_days if stale(d) or not has_features(d))
+    return {**ingest_plan(window, days, features), "rows": rows[window.day.isoformat()]}
 
 
 def validate(ingested: dict, *, engine: str = "pandas", application: str | None = None) -> dict:
@@ -157,7 +110,7 @@ def register(application: str) -> dict:
     from flight_delays.registry import register_model
 
     registration = register_model(tracking_uri=settings.mlflow_tracking_uri(),
-                                  experiment=settings.EXPERIMENT_NAME, model_name=settings.MODEL_NAME,
+                                  experiment=contract.EXPERIMENT_NAME, model_name=contract.MODEL_NAME,
                                   application=application)
     return registration.as_dict()
 
@@ -187,7 +140,8 @@ def promote(registration: dict, *, policy: str, margin: float, reason: str, requ
 
 def report(ingested: dict, verdict: dict, registration: dict | None, decision: dict | None,
            costs: dict[str, dict | None] | None = None) -> dict:
-    """Summarise the run, write it to the data root's ``reports/`` and return it.
+    """Summarise the run (:class:`~flight_delays.report.RunReport`), write it under the data root and
+    return it.
 
     ``registration`` and ``decision`` are None when the run did not train (a backfill's, by default).
     ``costs`` holds the cost inputs of each Spark stage that ran (:mod:`sparkapp.cost`), by stage
@@ -197,40 +151,35 @@ def report(ingested: dict, verdict: dict, registration: dict | None, decision: d
     import mlflow
     import pyarrow.parquet as pq
 
-    from flight_delays.ingest import write_json_atomically
+    from flight_delays.report import RunReport
     from sparkapp.cost import ApplicationCost, total
 
     stage_costs = {stage: ApplicationCost.from_dict(cost) for stage, cost in (costs or {}).items() if cost}
 
     layout = DataLayout.from_env()
     day = date.fromisoformat(ingested["day"])
-    feature_files = sorted(layout.features.glob(f"date={day.isoformat()}/*.parquet"))
-    summary = {
-        "day": ingested["day"],
-        "rows_ingested": ingested["rows"],
-        "days_ingested": len(ingested["ingested_days"]),
-        "validation": verdict,
-        "feature_rows": sum(pq.ParquetFile(f).metadata.num_rows for f in feature_files),
-        "test_metrics": None,
-        "model": None,
-        "cost": {"stages": {stage: cost.as_dict() for stage, cost in stage_costs.items()},
-                 "total": total(stage_costs.values())},
-    }
-    for stage, cost in stage_costs.items():
-        log.info("Cost inputs of the %s stage (%s): %s", stage, cost.application, cost.describe())
-    log.info("Cost inputs of the run of %s: %s", day, summary["cost"]["total"])
+    feature_files = sorted(layout.feature_partition(day).glob("*.parquet"))
+    cost = {"stages": {stage: cost.as_dict() for stage, cost in stage_costs.items()},
+            "total": total(stage_costs.values())}
+    for stage, stage_cost in stage_costs.items():
+        log.info("Cost inputs of the %s stage (%s): %s", stage, stage_cost.application, stage_cost.describe())
+    log.info("Cost inputs of the run of %s: %s", day, cost["total"])
+    test_metrics = model = None
     if registration is not None:
         client = mlflow.MlflowClient(tracking_uri=settings.mlflow_tracking_uri())
-        log_cost_metrics(client, registration["run_id"], summary["cost"])
+        log_cost_metrics(client, registration["run_id"], cost)
         run = client.get_run(registration["run_id"])
-        summary["test_metrics"] = {k: v for k, v in sorted(run.data.metrics.items()) if k.startswith("test_")}
-        summary["model"] = {**registration, "alias": decision["alias"], "reason": decision["reason"],
-                            "test_auc": decision["scores"]["auc"],
-                            "champion_version": decision["champion_version"],
-                            "champion_test_auc": (decision["champion_scores"] or {}).get("auc")}
-    write_json_atomically(summary, layout.report(day))
-    log.info("Run report for %s: %s", day, summary)
-    return summary
+        test_metrics = {k: v for k, v in sorted(run.data.metrics.items()) if k.startswith("test_")}
+        model = {**registration, "alias": decision["alias"], "reason": decision["reason"],
+                 "test_auc": decision["scores"]["auc"], "champion_version": decision["champion_version"],
+                 "champion_test_auc": (decision["champion_scores"] or {}).get("auc")}
+    summary = RunReport(day=ingested["day"], rows_ingested=ingested["rows"],
+                        days_ingested=len(ingested["ingested_days"]), validation=verdict,
+                        feature_rows=sum(pq.ParquetFile(f).metadata.num_rows for f in feature_files),
+                        test_metrics=test_metrics, model=model, cost=cost)
+    summary.write(layout)
+    log.info("Run report for %s: %s", day, summary.as_dict())
+    return summary.as_dict()
 
 
 def log_cost_metrics(client, run_id: str, cost: dict) -> None:

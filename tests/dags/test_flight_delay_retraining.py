@@ -10,7 +10,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-from flight_delays.demo import DAG_FILE, DAG_ID, load_dag
+from devtools.demo import DAG_FILE, DAG_ID, load_dag
 from tests.conftest import PROJECT_ROOT
 
 #: Modules that a parse must not import: each costs from 0.5 s to several seconds.
@@ -55,6 +55,10 @@ def test_tasks_run_in_pipeline_order(dag):
         ("choose_validation_engine", "validate"),
         ("ingest", "choose_validation_engine"),
         ("ingest", "report"),
+        # The Spark stages' arguments are the ingest task's XComs: data edges, beside the order.
+        ("ingest", "submit_features"),
+        ("ingest", "submit_training"),
+        ("ingest", "submit_validation"),
         ("ingest", "validate"),
         ("preflight", "choose_training"),
         ("preflight", "ingest"),
@@ -64,6 +68,7 @@ def test_tasks_run_in_pipeline_order(dag):
         ("submit_features", "wait_for_features"),
         ("submit_training", "register"),
         ("submit_training", "wait_for_training"),
+        ("submit_validation", "validate"),  # the gate judges that application's verdict
         ("submit_validation", "wait_for_validation"),
         ("validate", "report"),
         ("validate", "submit_features"),
@@ -78,7 +83,7 @@ def test_tasks_run_in_pipeline_order(dag):
 
 
 def test_trainings_share_the_training_pool_and_its_sensor_goes_first(dag):
-    from flight_delays.settings import TRAINING_POOL
+    from flight_delays.pools import TRAINING_POOL
 
     pools = {t.task_id: t.pool for t in dag.tasks}
     assert {k: v for k, v in pools.items() if v != "default_pool"} == {
@@ -149,7 +154,7 @@ def test_the_schedule_gives_each_run_one_day(dag):
     from airflow.serialization.encoders import coerce_to_core_timetable
     from airflow.timetables.base import DataInterval, TimeRestriction
 
-    from flight_delays.settings import source_day
+    from flight_delays.window import source_day
 
     timetable = coerce_to_core_timetable(dag.timetable)  # what the scheduler computes with
     restriction = TimeRestriction(earliest=dag.start_date, latest=None, catchup=True)

@@ -20,7 +20,7 @@ import pytest
 from mlflow import MlflowClient
 
 from flight_delays.ingest import DAILY_DATASETS, FLIGHTS, source_rows
-from flight_delays.settings import DataLayout
+from flight_delays.layout import DATA_FILE, DataLayout
 from testing.airflow_harness import (
     DAG_ID,
     TRAINING_RUN_TASK_STATES,
@@ -122,7 +122,7 @@ def max_concurrent(runs: list[dict]) -> int:
 
 
 def partition_rows(layout: DataLayout, day: date) -> dict[str, int]:
-    rows = {dataset: pq.ParquetFile(layout.raw_partition(dataset, day) / "data.parquet").metadata.num_rows
+    rows = {dataset: pq.ParquetFile(layout.raw_partition(dataset, day) / DATA_FILE).metadata.num_rows
             for dataset in DAILY_DATASETS}
     rows["features"] = sum(pq.ParquetFile(f).metadata.num_rows for f in feature_files(layout, day))
     return rows
@@ -139,7 +139,7 @@ def sha256(path: Path) -> str:
 def fingerprint(layout: DataLayout, day: date) -> dict:
     """What must not change when a day is reprocessed: the raw files' bytes, and the feature
     partition's file count, rows and content (Spark names its files anew on every write)."""
-    raw = {dataset: sha256(layout.raw_partition(dataset, day) / "data.parquet") for dataset in DAILY_DATASETS}
+    raw = {dataset: sha256(layout.raw_partition(dataset, day) / DATA_FILE) for dataset in DAILY_DATASETS}
     files = feature_files(layout, day)
     features = pq.read_table(files).to_pandas() if files else None
     content = (hashlib.sha256(features.sort_values(list(features.columns)).to_csv(index=False).encode())

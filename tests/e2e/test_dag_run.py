@@ -13,12 +13,12 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from flight_delays import settings
-from flight_delays.demo import run_dag
-from flight_delays.manifests import render_run
-from flight_delays.settings import DataLayout
+from devtools.demo import run_dag
+from devtools.manifests import render_run
+from flight_delays import contract, settings
+from flight_delays.layout import DataLayout
 from sparkapp.application import application_name
-from sparkapp.local_backend import LocalSparkApplicationClient
+from sparkapp.hooks.local import LocalSparkApplicationClient
 
 pytestmark = pytest.mark.e2e
 
@@ -105,7 +105,7 @@ def test_nightly_runs_train_and_register_on_real_data(airflow_db):
     assert 0.65 <= report["test_metrics"]["test_auc"] <= 0.90
     assert (report["model"]["version"], report["model"]["alias"]) == ("1", "champion")
     assert report["model"]["reason"] == "no champion yet"
-    assert int(client.get_model_version_by_alias(settings.MODEL_NAME, "champion").version) == 1
+    assert int(client.get_model_version_by_alias(contract.MODEL_NAME, "champion").version) == 1
     assert_training_run_is_fully_recorded(client, report["model"]["run_id"])
     assert_cost_inputs_are_recorded(client, report)
     assert len(list(layout.features.glob("date=*"))) == 28
@@ -134,7 +134,7 @@ def test_nightly_runs_train_and_register_on_real_data(airflow_db):
     else:
         assert model["alias"] == "challenger"
         assert "below the margin" in model["reason"] or "more than the tolerance" in model["reason"]
-    aliases = client.get_registered_model(settings.MODEL_NAME).aliases
+    aliases = client.get_registered_model(contract.MODEL_NAME).aliases
     assert aliases[report["model"]["alias"]] == 2 and "champion" in aliases
 
     # The partitions of the first night were not duplicated by the second.

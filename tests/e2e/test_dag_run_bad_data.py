@@ -9,9 +9,9 @@ from datetime import date
 import pytest
 from mlflow import MlflowClient
 
+from devtools.demo import run_dag
 from flight_delays import ingest, settings
-from flight_delays.demo import run_dag
-from flight_delays.settings import DataLayout
+from flight_delays.layout import DATA_FILE, VALIDATED_MARKER, DataLayout
 
 pytestmark = pytest.mark.e2e
 BAD_DAY = date(2013, 2, 10)
@@ -59,10 +59,10 @@ def test_corrupt_day_is_quarantined_and_nothing_downstream_runs(isolated, monkey
                                 "wait_for_training", "register", "report")} == {"upstream_failed"}
     # The bad day is out of the raw zone; the 9 earlier days it bootstrapped are validated and kept.
     assert not isolated.raw_partition("flights", BAD_DAY).exists()
-    assert (isolated.quarantine_partition("flights", BAD_DAY) / "data.parquet").exists()
+    assert (isolated.quarantine_partition("flights", BAD_DAY) / DATA_FILE).exists()
     earlier = sorted(p.name for p in (isolated.root / "raw" / "flights").iterdir())
     assert earlier == [f"date=2013-02-0{d}" for d in range(1, 10)]
-    assert all((isolated.root / "raw" / "flights" / name / "_VALIDATED").exists() for name in earlier)
+    assert all((isolated.root / "raw" / "flights" / name / VALIDATED_MARKER).exists() for name in earlier)
     assert not isolated.features.exists()
     assert not isolated.report(BAD_DAY).exists()
     assert MlflowClient(tracking_uri=settings.mlflow_tracking_uri()).search_registered_models() == []

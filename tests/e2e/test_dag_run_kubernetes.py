@@ -12,9 +12,9 @@ from datetime import date
 import pytest
 from mlflow import MlflowClient
 
+from devtools.demo import run_dag
 from flight_delays import settings
-from flight_delays.demo import run_dag
-from flight_delays.settings import DataLayout
+from flight_delays.layout import DataLayout
 from sparkapp import states
 from testing.kubernetes_api import ExecutingSparkOperator, FakeKubernetesApi
 

@@ -7,6 +7,7 @@ import pytest
 from pyspark.sql import Row
 from pyspark.testing import assertDataFrameEqual
 
+from flight_delays.layout import DATA_FILE, VALIDATED_MARKER
 from spark_jobs.features import (
     FEATURE_COLUMNS,
     PLANES_SCHEMA,
@@ -138,9 +139,9 @@ def test_only_validated_partitions_are_read(tmp_path):
     for day, marker in (("2013-06-01", True), ("2013-06-02", False)):
         partition = tmp_path / "raw" / "flights" / f"date={day}"
         partition.mkdir(parents=True)
-        (partition / "data.parquet").write_bytes(b"")
+        (partition / DATA_FILE).write_bytes(b"")
         if marker:
-            (partition / "_VALIDATED").write_text("{}")
+            (partition / VALIDATED_MARKER).write_text("{}")
     assert partition_paths(str(tmp_path), "flights", [date(2013, 6, 1)]) == [
         f"{tmp_path}/raw/flights/date=2013-06-01"]
     with pytest.raises(FileNotFoundError) as raised:

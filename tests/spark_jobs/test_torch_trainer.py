@@ -12,7 +12,7 @@ import pytest
 import torch
 from pyspark.sql.types import DoubleType, IntegerType, StructField, StructType
 
-from spark_jobs.features import FEATURE_COLUMNS, LABEL_COLUMN
+from flight_delays.contract import FEATURE_COLUMNS, LABEL_COLUMN
 from spark_jobs.torch_trainer import (
     delay_net,
     feature_statistics,

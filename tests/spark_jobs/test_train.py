@@ -6,7 +6,8 @@ from datetime import date
 import pytest
 from pyspark.sql import Row
 
-from flight_delays import registry
+from flight_delays import contract, registry
+from flight_delays.layout import VALIDATED_MARKER
 from spark_jobs import features as features_job
 from spark_jobs import train
 from spark_jobs.train import (
@@ -46,7 +47,7 @@ def test_sampling_thins_the_training_days_only_and_is_seeded(spark):
 
 def test_input_verdicts_are_the_markers_of_the_window(tmp_path):
     for dataset, day in (("flights", 1), ("weather", 1), ("flights", 2)):
-        marker = tmp_path / "raw" / dataset / f"date=2013-06-0{day}" / "_VALIDATED"
+        marker = tmp_path / "raw" / dataset / f"date=2013-06-0{day}" / VALIDATED_MARKER
         marker.parent.mkdir(parents=True)
         marker.write_text('{"validated_at": "2013-06-02T00:00:00+00:00", "warnings": []}')
     verdicts = input_verdicts(str(tmp_path), date(2013, 6, 1), date(2013, 6, 2))
@@ -76,9 +77,10 @@ def test_window_must_leave_training_days(capsys):
             "and --test-days 3" in capsys.readouterr().err)
 
 
-def test_registry_and_training_job_agree_on_their_contract():
-    assert registry.APPLICATION_TAG == train.APPLICATION_TAG
-    assert registry.LABEL_COLUMN == features_job.LABEL_COLUMN
+def test_registry_and_training_job_read_the_one_model_contract():
+    assert registry.APPLICATION_TAG is train.APPLICATION_TAG is contract.APPLICATION_TAG
+    assert contract.APPLICATION_TAG == "spark_application"
+    assert registry.LABEL_COLUMN is features_job.LABEL_COLUMN is contract.LABEL_COLUMN == "is_delayed"
 
 
 def test_xgboost_fits_with_early_stopping_on_small_arrow_batches(spark):

@@ -11,13 +11,13 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
+from flight_delays.contract import FEATURE_COLUMNS, LABEL_COLUMN
 from flight_delays.jobs import TRAIN_JOB
+from flight_delays.layout import DataLayout
 from flight_delays.registry import CHAMPION, PromotionRequest, promote, register_model
-from flight_delays.settings import DataLayout
-from spark_jobs.features import FEATURE_COLUMNS, LABEL_COLUMN
 from sparkapp import states
 from sparkapp.application import render_manifest
-from sparkapp.local_backend import LocalSparkApplicationClient
+from sparkapp.hooks.local import LocalSparkApplicationClient
 
 END = date(2013, 6, 30)
 DAYS = [END - timedelta(days=i) for i in range(9, -1, -1)]  # 4 train, 3 validation, 3 test days

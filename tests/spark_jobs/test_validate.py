@@ -8,13 +8,12 @@ from datetime import date
 import pandas as pd
 import pytest
 
+from devtools.manifests import render_run
 from flight_delays import tasks
 from flight_delays.ingest import FLIGHTS, ingest_day, ingest_reference, write_parquet_atomically
-from flight_delays.manifests import render_run
-from flight_delays.settings import DataLayout
-from flight_delays.validation import MARKER_FILE
+from flight_delays.layout import DATA_FILE, VALIDATED_MARKER, DataLayout
 from sparkapp import states
-from sparkapp.local_backend import LocalSparkApplicationClient
+from sparkapp.hooks.local import LocalSparkApplicationClient
 
 DAYS = [date(2013, 6, 28), date(2013, 6, 29), date(2013, 6, 30)]
 BAD_DAY = DAYS[-1]
@@ -30,7 +29,7 @@ def validated_by_spark(tmp_path_factory):
         for day in DAYS:
             ingest_day(layout, day)
         ingest_reference(layout)
-        path = layout.raw_partition(FLIGHTS, BAD_DAY) / "data.parquet"
+        path = layout.raw_partition(FLIGHTS, BAD_DAY) / DATA_FILE
         flights = pd.read_parquet(path)
         flights.loc[:4, "origin"] = "XXX"
         write_parquet_atomically(flights, path)
@@ -60,7 +59,7 @@ def test_the_application_completes_and_files_its_verdict(validated_by_spark):
     assert verdict["quarantined"] == [str(layout.quarantine_partition(FLIGHTS, BAD_DAY))]
     # Same trail as the in-process gate: results, markers, quarantine, Data Docs.
     assert not layout.raw_partition(FLIGHTS, BAD_DAY).exists()
-    assert all((layout.raw_partition(FLIGHTS, d) / MARKER_FILE).exists() for d in DAYS[:-1])
+    assert all((layout.raw_partition(FLIGHTS, d) / VALIDATED_MARKER).exists() for d in DAYS[:-1])
     assert (layout.data_docs / "index.html").exists()
 
 

@@ -21,7 +21,7 @@ from flight_delays.jobs import (
     VALIDATE_JOB,
 )
 from sparkapp.application import SPARK_VERSION, BatchScheduler, render_manifest
-from tests.plugins.sparkapp.test_application import RESTRICTED
+from tests.plugins.sparkapp.application.examples import RESTRICTED
 
 NAME, NAMESPACE = "train-20130630-abcdef12", "ml-prod"
 
@@ -121,7 +121,7 @@ def test_cpu_profiles_stay_off_gpu_nodes_and_need_no_jars(job):
 
 
 def test_the_dag_submits_these_jobs():
-    from flight_delays.demo import load_dag
+    from devtools.demo import load_dag
 
     dag = load_dag()
     assert {t: dag.get_task(t).job for t in ("submit_validation", "submit_features", "submit_training")} == {

@@ -8,10 +8,10 @@ from datetime import date
 
 import pytest
 
+from devtools.demo import load_dag
 from flight_delays import preflight, tasks
-from flight_delays.demo import load_dag
+from flight_delays.pools import TRAINING_POOL, TRAINING_POOL_SLOTS
 from flight_delays.preflight import BadRunRequest, PreflightError, check_run, request_problems
-from flight_delays.settings import TRAINING_POOL, TRAINING_POOL_SLOTS
 from testing.kubernetes_api import FakeKubernetesApi, Fault
 
 DAY = date(2013, 6, 30)

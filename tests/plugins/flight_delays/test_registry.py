@@ -20,6 +20,8 @@ from mlflow import MlflowClient
 from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
 
+from flight_delays.contract import FEATURE_COLUMNS, LABEL_COLUMN
+from flight_delays.layout import DataLayout
 from flight_delays.registry import (
     CHALLENGER,
     CHAMPION,
@@ -30,8 +32,6 @@ from flight_delays.registry import (
     promote,
     register_model,
 )
-from flight_delays.settings import DataLayout
-from spark_jobs.features import FEATURE_COLUMNS, LABEL_COLUMN
 
 EXPERIMENT = "registry-test"
 TEST_DAYS = [date(2013, 6, 29), date(2013, 6, 30)]
@@ -244,3 +244,19 @@ def test_decide(candidate, request_, alias, reason):
 def test_bad_promotion_requests_are_refused(request_, message):
     with pytest.raises(PromotionRequestError, match=message):
         request_.check()
+
+
+def test_mlflow_run_url_names_the_runs_experiment(tmp_path, monkeypatch):
+    from mlflow import MlflowClient
+
+    from flight_delays import settings
+    from flight_delays.registry import mlflow_run_url
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri())
+    experiment = client.create_experiment("flight-delays", artifact_location=str(tmp_path / "artifacts"))
+    run = client.create_run(experiment).info.run_id
+    monkeypatch.delenv("MLFLOW_UI_URL", raising=False)
+    assert mlflow_run_url(run) is None
+    monkeypatch.setenv("MLFLOW_UI_URL", "https://mlflow.example.com")
+    assert mlflow_run_url(run) == f"https://mlflow.example.com/#/experiments/{experiment}/runs/{run}"

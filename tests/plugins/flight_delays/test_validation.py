@@ -11,10 +11,8 @@ import pandas as pd
 import pytest
 
 from flight_delays.ingest import FLIGHTS, WEATHER, ingest_day, ingest_reference, write_parquet_atomically
-from flight_delays.settings import DataLayout
+from flight_delays.layout import DATA_FILE, RESULT_FILE, VALIDATED_MARKER, DataLayout
 from flight_delays.validation import (
-    MARKER_FILE,
-    RESULT_FILE,
     DataValidationError,
     PartitionValidator,
     Verdict,
@@ -50,12 +48,12 @@ def layout(tmp_path, prepared_root) -> DataLayout:
 
 
 def corrupt_flights(layout: DataLayout, change) -> None:
-    path = layout.raw_partition(FLIGHTS, DAY) / "data.parquet"
+    path = layout.raw_partition(FLIGHTS, DAY) / DATA_FILE
     write_parquet_atomically(change(pd.read_parquet(path)), path)  # as the ingest task writes
 
 
 def history_files(layout: DataLayout) -> dict:
-    return {(d, ds): (layout.raw_partition(ds, d) / "data.parquet").read_bytes()
+    return {(d, ds): (layout.raw_partition(ds, d) / DATA_FILE).read_bytes()
             for d in HISTORY for ds in (FLIGHTS, WEATHER)}
 
 
@@ -85,7 +83,7 @@ def test_clean_day_passes_is_marked_and_keeps_its_result(layout):
         partition = layout.raw_partition(dataset, DAY)
         result = json.loads((partition / RESULT_FILE).read_text())
         assert result["success"] is True and result["statistics"]["unsuccessful_expectations"] == 0
-        assert json.loads((partition / MARKER_FILE).read_text())["warnings"] == []
+        assert json.loads((partition / VALIDATED_MARKER).read_text())["warnings"] == []
 
 
 def null_carrier(frame):
@@ -139,12 +137,12 @@ def test_each_corruption_is_caught_named_and_quarantined(validator, layout, kind
 
     quarantined = layout.quarantine_partition(FLIGHTS, DAY)
     assert not layout.raw_partition(FLIGHTS, DAY).exists()
-    assert sorted(p.name for p in quarantined.iterdir()) == [RESULT_FILE, "data.parquet"]
+    assert sorted(p.name for p in quarantined.iterdir()) == [RESULT_FILE, DATA_FILE]
     assert json.loads((quarantined / RESULT_FILE).read_text())["success"] is False
     # The same day's weather is fine and validated; the earlier days are untouched.
-    assert (layout.raw_partition(WEATHER, DAY) / MARKER_FILE).exists()
+    assert (layout.raw_partition(WEATHER, DAY) / VALIDATED_MARKER).exists()
     assert history_files(layout) == history_before
-    assert all((layout.raw_partition(FLIGHTS, d) / MARKER_FILE).exists() for d in HISTORY)
+    assert all((layout.raw_partition(FLIGHTS, d) / VALIDATED_MARKER).exists() for d in HISTORY)
 
 
 def test_message_lists_every_failed_expectation(validator, layout):
@@ -169,11 +167,11 @@ def test_rerun_after_the_data_is_fixed_releases_the_day(validator, layout):
     ingest_day(layout, DAY)  # the fixed extract
     assert validator.validate_days(layout, [DAY]).passed
     assert not layout.quarantine_partition(FLIGHTS, DAY).exists()
-    assert (layout.raw_partition(FLIGHTS, DAY) / MARKER_FILE).exists()
+    assert (layout.raw_partition(FLIGHTS, DAY) / VALIDATED_MARKER).exists()
 
 
 def test_warning_is_recorded_but_lets_the_run_continue(validator, layout):
-    path = layout.raw_partition(WEATHER, DAY) / "data.parquet"
+    path = layout.raw_partition(WEATHER, DAY) / DATA_FILE
     weather = pd.read_parquet(path)
     weather.loc[0, "wind_speed"] = 1048.4
     weather.to_parquet(path, index=False)
@@ -183,13 +181,13 @@ def test_warning_is_recorded_but_lets_the_run_continue(validator, layout):
         "[warning] weather 2013-06-30: expect_column_values_to_be_between on column 'wind_speed', "
         "observed 1, e.g. [1048.4]"
     ]
-    marker = json.loads((layout.raw_partition(WEATHER, DAY) / MARKER_FILE).read_text())
+    marker = json.loads((layout.raw_partition(WEATHER, DAY) / VALIDATED_MARKER).read_text())
     assert marker["warnings"] == [f.describe() for f in verdict.failures]
 
 
 def test_operator_links_the_data_docs_and_returns_the_verdict(layout, monkeypatch):
     from flight_delays.operators import DataDocsLink, ValidatePartitionsOperator
-    from tests.plugins.sparkapp.conftest import RecordingTaskInstance
+    from tests.plugins.sparkapp.fakes import RecordingTaskInstance
 
     monkeypatch.setenv("FLIGHT_DELAYS_DATA_ROOT", str(layout.root))
     ti = RecordingTaskInstance()
@@ -206,11 +204,11 @@ def test_planes_reference_is_validated_and_quarantined_when_broken(validator, la
 
     verdict = validator.validate_days(layout, [], reference=True)
     assert (verdict.partitions, verdict.passed) == (1, True)
-    assert (layout.reference(PLANES) / MARKER_FILE).exists()
+    assert (layout.reference(PLANES) / VALIDATED_MARKER).exists()
 
     ingest_reference(layout)
-    assert not (layout.reference(PLANES) / MARKER_FILE).exists()  # rewritten: unvalidated again
-    path = layout.reference(PLANES) / "data.parquet"
+    assert not (layout.reference(PLANES) / VALIDATED_MARKER).exists()  # rewritten: unvalidated again
+    path = layout.reference(PLANES) / DATA_FILE
     planes = pd.read_parquet(path)
     pd.concat([planes, planes.iloc[:3]], ignore_index=True).to_parquet(path, index=False)
     with pytest.raises(DataValidationError) as raised:
@@ -218,7 +216,7 @@ def test_planes_reference_is_validated_and_quarantined_when_broken(validator, la
     assert ("[critical] planes reference: expect_column_values_to_be_unique on column 'tailnum', observed 6"
             in str(raised.value))
     assert not layout.reference(PLANES).exists()
-    assert (layout.quarantine_reference(PLANES) / "data.parquet").exists()
+    assert (layout.quarantine_reference(PLANES) / DATA_FILE).exists()
 
 
 @pytest.fixture(scope="module")
@@ -246,7 +244,7 @@ def test_spark_engine_passes_the_clean_day(spark_validator, layout):
     verdict = spark_validator.validate_days(layout, [DAY], reference=True)
     assert (verdict.partitions, verdict.failures, verdict.quarantined) == (3, [], [])
     for dataset in (FLIGHTS, WEATHER):
-        assert (layout.raw_partition(dataset, DAY) / MARKER_FILE).exists()
+        assert (layout.raw_partition(dataset, DAY) / VALIDATED_MARKER).exists()
 
 
 @pytest.mark.parametrize("kind", sorted(CORRUPTIONS))
@@ -309,7 +307,7 @@ def test_unknown_engine_is_refused():
 ])
 def test_a_truncated_file_is_a_critical_failure_not_a_crash(validator, spark_validator, layout, engine,
                                                             reader_error):
-    path = layout.raw_partition(FLIGHTS, DAY) / "data.parquet"
+    path = layout.raw_partition(FLIGHTS, DAY) / DATA_FILE
     path.write_bytes(path.read_bytes()[:5000])
     with pytest.raises(DataValidationError) as raised:
         {"pandas": validator, "spark": spark_validator}[engine].validate_days(layout, [DAY])
@@ -318,8 +316,8 @@ def test_a_truncated_file_is_a_critical_failure_not_a_crash(validator, spark_val
                     f"observed ['\"]{re.escape(reader_error)}", line)
     quarantined = layout.quarantine_partition(FLIGHTS, DAY)
     assert json.loads((quarantined / RESULT_FILE).read_text())["success"] is False
-    assert (quarantined / "data.parquet").stat().st_size == 5000
-    assert (layout.raw_partition(WEATHER, DAY) / MARKER_FILE).exists()
+    assert (quarantined / DATA_FILE).stat().st_size == 5000
+    assert (layout.raw_partition(WEATHER, DAY) / VALIDATED_MARKER).exists()
 
 
 def test_a_missing_partition_is_an_error_of_the_pipeline_not_a_verdict(validator, layout):

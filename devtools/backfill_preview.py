@@ -20,10 +20,11 @@ import shlex
 import sys
 from datetime import date, datetime, timedelta, timezone
 
-from flight_delays.demo import DAG_ID, load_dag
+from devtools.demo import load_dag
+from flight_delays.contract import DAG_ID
+from flight_delays.layout import DataLayout
 from flight_delays.preflight import runs_training
-from flight_delays.settings import DataLayout
-from flight_delays.tasks import days_to_ingest, feature_plan, run_window
+from flight_delays.window import days_to_ingest, feature_plan, run_window
 
 
 def backfill_dates(dag, start: date, end: date) -> list[tuple[datetime, datetime]]:

@@ -1,6 +1,6 @@
 """Run a local Airflow on the embedded default, in the foreground, until Ctrl-C.
 
-``make airflow`` calls ``python -m flight_delays.local_airflow``: it migrates the SQLite metadata
+``make airflow`` calls ``python -m devtools.local_airflow``: it migrates the SQLite metadata
 database under ``$AIRFLOW_HOME``, creates the DAG's pools (:mod:`flight_delays.pools`) and starts
 the four Airflow 3 components (``api-server``, ``scheduler``, ``dag-processor``, ``triggerer``)
 with the LocalExecutor, the API server bound to 127.0.0.1, the project's DAG and plugin folders
@@ -31,13 +31,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from flight_delays import settings
+from flight_delays.contract import DAG_ID
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
 
     import psutil
 
-DAG_ID = "flight_delay_retraining"
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 #: The components that run tasks, or parse and defer them; the API server is stopped after them, so
 #: that tasks being stopped can still report their final state through the execution API.
@@ -85,7 +85,7 @@ def airflow_environment(base: Mapping[str, str], *, host: str, port: int) -> dic
         env["PATH"] = os.pathsep.join(filter(None, [interpreter_bin, env.get("PATH")]))
     if env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "sqlite").startswith("sqlite"):
         env.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS",
-                       "flight_delays.local_airflow.SQLITE_CONNECT_ARGS")
+                       "devtools.local_airflow.SQLITE_CONNECT_ARGS")
     base_url = f"http://{host}:{port}"
     env.update({
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",

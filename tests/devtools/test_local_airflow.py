@@ -18,7 +18,8 @@ from pathlib import Path
 
 import psutil
 
-from flight_delays import local_airflow, settings
+from devtools import local_airflow
+from flight_delays import settings
 
 ROOT = settings.PROJECT_ROOT
 
@@ -36,7 +37,7 @@ def test_environment_keeps_the_callers_embedded_default_and_sets_the_server():
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "SPARK_LOCAL_IP": "127.0.0.1",
         "PYSPARK_PYTHON": sys.executable,
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "flight_delays.local_airflow.SQLITE_CONNECT_ARGS",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "devtools.local_airflow.SQLITE_CONNECT_ARGS",
         "AIRFLOW__CORE__AUTH_MANAGER": local_airflow.SIMPLE_AUTH_MANAGER,
         "AIRFLOW__API__HOST": "127.0.0.1",
         "AIRFLOW__API__PORT": "18081",
@@ -130,7 +131,7 @@ while True:
 """
 DRIVER = """
 import json, pathlib, sys, time
-from flight_delays import local_airflow
+from devtools import local_airflow
 marks, commands, hurry = pathlib.Path(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3] == "hurry"
 local_airflow.become_subreaper()
 airflow = local_airflow.LocalAirflow(env={"PATH": "/usr/bin:/bin"}, log_dir=marks / "logs", commands=commands)

@@ -6,11 +6,11 @@ from datetime import date, datetime, timezone
 
 import pytest
 
-from flight_delays.backfill_preview import backfill_dates, preview
-from flight_delays.demo import load_dag
+from devtools.backfill_preview import backfill_dates, preview
+from devtools.demo import load_dag
+from devtools.manifests import render_run
 from flight_delays.ingest import ingest_day
-from flight_delays.manifests import render_run
-from flight_delays.settings import DataLayout
+from flight_delays.layout import DataLayout
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""Features are incremental: which days a run's feature job computes."""
+"""Which days a run processes: the replay calendar, the run window and the incremental planner
+(features are incremental: which days a run's feature job computes)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ from datetime import date, timedelta
 
 import pytest
 
-from flight_delays.settings import DataLayout, RunWindow
-from flight_delays.tasks import feature_plan
+from flight_delays.layout import DataLayout
+from flight_delays.window import RunWindow, feature_plan, source_day
 
 DAY = date(2013, 6, 30)
 WINDOW = RunWindow.for_day(DAY, window_days=28, history_days=14)  # features for 06-03 .. 06-30
@@ -58,3 +59,30 @@ def test_an_empty_partition_folder_is_not_features(layout):
     with_features(layout, *window_days()[:-1])
     layout.feature_partition(date(2013, 6, 29)).joinpath("part-00000.parquet").unlink()
     assert feature_plan(layout, WINDOW, [DAY], 14)["feature_start"] == "2013-06-29"
+
+
+@pytest.mark.parametrize(
+    ("day", "expected"),
+    [
+        (date(2013, 6, 30), date(2013, 6, 30)),
+        (date(2026, 11, 22), date(2013, 11, 22)),
+        (date(2012, 1, 1), date(2013, 1, 1)),
+        (date(2028, 2, 29), date(2013, 2, 28)),
+    ],
+)
+def test_source_day_replays_the_same_day_of_2013(day, expected):
+    assert source_day(day) == expected
+
+
+def test_run_window_of_a_mid_year_day():
+    window = RunWindow.for_day(date(2013, 6, 30), window_days=28, history_days=14)
+    assert window == RunWindow(day=date(2013, 6, 30), train_start=date(2013, 6, 3),
+                               history_start=date(2013, 5, 20))
+    raw = window.raw_days()
+    assert (raw[0], raw[-1], len(raw)) == (date(2013, 5, 20), date(2013, 6, 30), 42)
+
+
+def test_run_window_is_clamped_to_the_first_day_of_data():
+    window = RunWindow.for_day(date(2013, 1, 10), window_days=28, history_days=14)
+    assert window.as_dict() == {"day": "2013-01-10", "train_start": "2013-01-01",
+                                "history_start": "2013-01-01"}

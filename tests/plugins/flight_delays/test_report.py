@@ -1,8 +1,8 @@
-"""The demo's report lines, from a run report as the report task writes it."""
+"""The run report: the lines `make demo` prints, and what the report task writes is what is read back."""
 
 from __future__ import annotations
 
-from flight_delays.demo import format_report
+from flight_delays.report import RunReport
 
 REPORT = {
     "day": "2013-06-30",
@@ -22,7 +22,7 @@ REPORT = {
 
 
 def test_the_report_reads_as_the_readme_shows_it():
-    assert format_report(REPORT).splitlines() == [
+    assert RunReport.from_dict(REPORT).format().splitlines() == [
         "Run report for 2013-06-30",
         "  rows ingested      918 flights, 72 weather hours (42 day(s) written)",
         "  validation         passed on 85 partition(s), 0 warning(s)",
@@ -34,3 +34,17 @@ def test_the_report_reads_as_the_readme_shows_it():
         "  spark cost inputs  features 14 s, 28 executor core-s, 0 GPU-s; training 26 s, 53 executor core-s, "
         "0 GPU-s",
     ]
+
+
+def test_the_report_written_is_the_report_read(tmp_path):
+    from datetime import date
+
+    from flight_delays.layout import DataLayout
+
+    layout = DataLayout(tmp_path)
+    report = RunReport.from_dict({**REPORT, "model": None, "test_metrics": None})
+    report.write(layout)
+    assert layout.report(date(2013, 6, 30)) == tmp_path / "reports" / "date=2013-06-30" / "report.json"
+    assert RunReport.read(layout, date(2013, 6, 30)) == report
+    written = {**REPORT, "model": None, "test_metrics": None}
+    assert RunReport.read(layout, date(2013, 6, 30)).as_dict() == written

@@ -18,11 +18,12 @@ from pathlib import Path
 
 import yaml
 
+from devtools.demo import load_dag
 from flight_delays import settings
-from flight_delays.demo import load_dag
+from flight_delays.layout import DataLayout
 from flight_delays.preflight import runs_training
-from flight_delays.settings import PROJECT_ROOT, DataLayout
-from flight_delays.tasks import days_to_ingest, feature_plan, run_window
+from flight_delays.settings import PROJECT_ROOT
+from flight_delays.window import days_to_ingest, feature_plan, ingest_plan, run_window
 from sparkapp.operators.spark_application import SparkApplicationOperator
 
 
@@ -33,8 +34,10 @@ class _PreviewTaskInstance:
         self.dag_id, self.task_id, self.map_index = dag_id, task_id, -1
         self._xcoms = xcoms
 
-    def xcom_pull(self, task_ids: str, **_) -> object:
-        return self._xcoms[task_ids]
+    def xcom_pull(self, task_ids: str, key: str = "return_value", **_) -> object:
+        value = self._xcoms[task_ids]
+        # The ingest task pushes each key of its result too (multiple_outputs).
+        return value if key == "return_value" else value[key]
 
 
 def render_run(day: date, conf: dict | None = None, *, backfill: bool = False,
@@ -57,8 +60,8 @@ def render_run(day: date, conf: dict | None = None, *, backfill: bool = False,
     # What the ingest task would return today: the days it would write into the current data root.
     layout = DataLayout.from_env()
     ingest_days = days_to_ingest(layout, window)
-    ingested = {**window.as_dict(), "ingested_days": [d.isoformat() for d in ingest_days],
-                **feature_plan(layout, window, ingest_days, values["history_days"])}
+    features = feature_plan(layout, window, ingest_days, values["history_days"])
+    ingested = ingest_plan(window, ingest_days, features)
     start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
     manifests = {}
     for task in dag.tasks:
