@@ -1,4 +1,6 @@
-"""Every SparkApplication the DAG renders validates against the released Spark Operator CRD."""
+"""Rendering against the released Spark Operator CRD (``../shared/crds``): every SparkApplication the
+DAG renders, each profile and option of the model, and the deployment's pod settings validate against
+its schema, with no field it does not declare."""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ def crd_schema() -> dict:
 
 
 def rendered_manifests(conf: dict | None = None) -> list[dict]:
-    from flight_delays.manifests import render_run
+    from devtools.manifests import render_run
 
     return list(render_run(date(2013, 6, 30), conf).values())
 
@@ -38,9 +40,9 @@ def test_dag_manifests_validate_against_the_crd(crd_schema, engine, jobs):
 
 
 def test_validation_application_validates_the_days_the_run_ingests(tmp_path, monkeypatch):
+    from devtools.manifests import render_run
     from flight_delays.ingest import ingest_day
-    from flight_delays.manifests import render_run
-    from flight_delays.settings import DataLayout
+    from flight_delays.layout import DataLayout
 
     def validation_arguments() -> list[str]:
         conf = {"validation_engine": "spark", "window_days": 7, "history_days": 3}
@@ -96,7 +98,7 @@ def test_undeclared_fields_finds_a_misspelt_field(crd_schema):
 
 @pytest.mark.parametrize("conf", [None, {"device": "cuda"}, {"window_days": 120, "history_days": 60}])
 def test_every_profile_of_every_job_validates_against_the_crd(crd_schema, conf):
-    from flight_delays.manifests import render_run
+    from devtools.manifests import render_run
 
     manifests = render_run(date(2013, 6, 30), conf, all_profiles=True)
     assert sorted(manifests) == ["submit_features.cpu", "submit_training.cpu", "submit_training.gpu",
@@ -169,7 +171,7 @@ def test_batch_scheduler_resources_are_checked_like_the_crd_checks_them(crd_sche
 
 
 def test_the_device_param_picks_the_training_profile():
-    from flight_delays.manifests import render_run
+    from devtools.manifests import render_run
 
     cpu = render_run(date(2013, 6, 30))["submit_training"]["spec"]
     cuda = render_run(date(2013, 6, 30), {"device": "cuda"})["submit_training"]["spec"]
@@ -202,7 +204,7 @@ def test_gpu_and_fractional_cpu_fields_validate_against_the_crd(crd_schema):
 
 
 def test_make_manifests_writes_the_runs_applications(tmp_path, crd_schema, monkeypatch):
-    from flight_delays.manifests import main
+    from devtools.manifests import main
 
     # The preview depends on the data root (which days a run would ingest and featurise): an empty one.
     monkeypatch.setenv("FLIGHT_DELAYS_DATA_ROOT", str(tmp_path / "empty-data-root"))
@@ -222,7 +224,7 @@ def test_make_manifests_writes_the_runs_applications(tmp_path, crd_schema, monke
 def test_make_manifests_refuses_a_bad_conf(tmp_path):
     from airflow.sdk.exceptions import ParamValidationError
 
-    from flight_delays.manifests import main
+    from devtools.manifests import main
 
     with pytest.raises(ParamValidationError, match="window_days"):
         main(["--date", "2013-06-30", "--conf", '{"window_days": 2}', "--out", str(tmp_path)])
@@ -255,7 +257,7 @@ def restricted_violations(manifest: dict) -> list[str]:
 
 
 def test_every_application_meets_pod_security_restricted_with_limits_and_metrics():
-    from flight_delays.manifests import render_run
+    from devtools.manifests import render_run
 
     manifests = render_run(date(2013, 6, 30), {"validation_engine": "spark"}, all_profiles=True)
     assert len(manifests) == 4
@@ -283,7 +285,7 @@ def test_restricted_violations_names_each_gap():
 
 def test_the_deployments_pod_environment_validates_against_the_crd(crd_schema, monkeypatch):
     """What deploy/ sets in the workers' environment (flight-delays-settings) renders CRD fields."""
-    from flight_delays.manifests import render_run
+    from devtools.manifests import render_run
 
     monkeypatch.setenv("SPARKAPP_DATA_CLAIM", "flight-delays-data")
     monkeypatch.setenv("SPARKAPP_DATA_MOUNT", "/data")
