@@ -372,7 +372,7 @@ class ExecutingSparkOperator:
                                  daemon=True).start()
 
     def _run(self, namespace: str, name: str, manifest: dict) -> None:
-        from sparkapp.local_backend import LocalSparkApplicationClient
+        from sparkapp.hooks.local import LocalSparkApplicationClient
 
         driver = {"podName": f"{name}-driver"}
         pod = (namespace, f"{name}-driver")

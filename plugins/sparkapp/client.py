@@ -1,14 +1,14 @@
 """The seam between the operators and where SparkApplications run.
 
 The submit operator and the sensor talk to a :class:`SparkApplicationClient` and nothing else, so the
-same DAG runs on one machine (:mod:`sparkapp.local_backend`) and, through the Kubernetes API, on a
-cluster with the Spark Operator. Objects in and out are SparkApplication manifests with the CRD's
-``status`` shape.
+same DAG runs on one machine (:mod:`sparkapp.hooks.local`) and, through the Kubernetes API, on a
+cluster with the Spark Operator (:mod:`sparkapp.hooks.kubernetes`). Objects in and out are
+SparkApplication manifests with the CRD's ``status`` shape. This module is the Protocol and its errors
+only, which both backends import; choosing one is :mod:`sparkapp.backends`.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Protocol
 
 
@@ -68,36 +68,3 @@ class SparkApplicationClient(Protocol):
         Raise :class:`SparkApplicationApiError` (or the connection lookup's error) when not.
         """
         ...
-
-
-BACKENDS = ("local", "kubernetes")
-#: Environment variable naming the backend of tasks that name none (default ``local``).
-BACKEND_ENV = "SPARKAPP_BACKEND"
-
-
-def resolve_backend(backend: str | None) -> str:
-    """The task's backend, else ``$SPARKAPP_BACKEND``, else ``local``: read when the task runs, so
-    one DAG file serves the embedded default and a cluster."""
-    resolved = backend or os.environ.get(BACKEND_ENV) or "local"
-    if resolved not in BACKENDS:
-        raise ValueError(f"unknown SparkApplication backend {resolved!r}; expected one of {BACKENDS}")
-    return resolved
-
-
-def get_client(backend: str, *, spark_conn_id: str = "spark_default",
-               kubernetes_conn_id: str = "kubernetes_default") -> SparkApplicationClient:
-    """Return the client of ``backend``.
-
-    :param backend: where applications run; one of :data:`BACKENDS`.
-    :param spark_conn_id: Airflow connection whose host is the Spark master (local backend).
-    :param kubernetes_conn_id: Airflow connection to the cluster (Kubernetes backend).
-    """
-    if backend == "local":
-        from sparkapp.local_backend import LocalSparkApplicationClient
-
-        return LocalSparkApplicationClient(spark_conn_id=spark_conn_id)
-    if backend == "kubernetes":
-        from sparkapp.hooks.spark_application import SparkApplicationHook
-
-        return SparkApplicationHook(kubernetes_conn_id=kubernetes_conn_id)
-    raise ValueError(f"unknown SparkApplication backend {backend!r}; expected one of {BACKENDS}")

@@ -1,0 +1,1 @@
+"""Both backends, side by side: :mod:`~sparkapp.hooks.kubernetes` and :mod:`~sparkapp.hooks.local`."""

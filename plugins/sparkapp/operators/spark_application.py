@@ -19,7 +19,8 @@ from sparkapp.application import (
     label_value,
     render_manifest,
 )
-from sparkapp.client import ApplicationAlreadyExists, ApplicationNotFound, get_client, resolve_backend
+from sparkapp.backends import get_client, resolve_backend
+from sparkapp.client import ApplicationAlreadyExists, ApplicationNotFound
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -79,7 +80,7 @@ class SparkApplicationOperator(BaseOperator):
     :param arguments: the program's arguments (templated).
     :param namespace: namespace of the application (templated); None takes the connection's.
     :param profile: the job's resource profile (templated), e.g. ``cpu`` or ``gpu``.
-    :param backend: where the application runs, one of :data:`sparkapp.client.BACKENDS`; None reads
+    :param backend: where the application runs, one of :data:`sparkapp.backends.BACKENDS`; None reads
         ``$SPARKAPP_BACKEND`` when the task runs (default ``local``).
     :param spark_conn_id: connection of the Spark master, for the local backend.
     :param kubernetes_conn_id: connection to the cluster, for the Kubernetes backend.

@@ -9,10 +9,11 @@ from airflow.sdk import BaseSensorOperator
 from airflow.sdk.exceptions import AirflowException
 
 from sparkapp import states
-from sparkapp.client import ApplicationNotFound, get_client, resolve_backend
+from sparkapp.backends import get_client, resolve_backend
+from sparkapp.client import ApplicationNotFound
 from sparkapp.cost import application_cost
 from sparkapp.links import SparkHistoryLink, SparkUiLink, spark_history_url, spark_ui_url
-from sparkapp.triggers.spark_application import SparkApplicationTrigger, waiting_verdict
+from sparkapp.triggers.spark_application import SparkApplicationTrigger
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -46,7 +47,7 @@ class SparkApplicationSensor(BaseSensorOperator):
 
     :param application_name: the application's name (templated), usually the submit task's XCom.
     :param namespace: its namespace (templated); None takes the connection's.
-    :param backend: where it runs, one of :data:`sparkapp.client.BACKENDS`; None reads
+    :param backend: where it runs, one of :data:`sparkapp.backends.BACKENDS`; None reads
         ``$SPARKAPP_BACKEND`` when the task runs (default ``local``).
     :param kubernetes_conn_id: connection to the cluster, for the Kubernetes backend.
     :param startup_timeout: seconds an application may stay new or SUBMITTED.
@@ -130,7 +131,8 @@ class SparkApplicationSensor(BaseSensorOperator):
         """True when COMPLETED; raise when FAILED or past a deadline (deleting it); else False."""
         namespace = self.client.resolve_namespace(self.namespace)
         state = states.application_state(application)
-        verdict = waiting_verdict(application, startup_timeout=self.startup_timeout, deadline=self.deadline)
+        verdict = states.waiting_verdict(application, startup_timeout=self.startup_timeout,
+                                         deadline=self.deadline)
         if verdict == "terminal":
             self._copy_driver_log(namespace)
             self._record_the_end(application, context)

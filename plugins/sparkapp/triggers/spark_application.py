@@ -3,13 +3,12 @@
 Async polling only, no side effects: deleting an application that missed a deadline and copying
 the driver log are done by the sensor when it resumes. Every deadline is measured from the
 application's ``creationTimestamp`` (server time), so a trigger restarted by a triggerer restart
-resumes with the same deadlines.
+resumes with the same deadlines. The verdict is the sensor's: :func:`sparkapp.states.waiting_verdict`.
 """
 
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
@@ -19,32 +18,6 @@ from sparkapp.client import ApplicationNotFound
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
-
-#: States of an application that has not started (see the sensor).
-STARTUP_STATES = frozenset({states.NEW, states.SUBMITTED})
-
-
-def age_seconds(application: dict, now: datetime | None = None) -> float:
-    """Seconds since the application's ``creationTimestamp`` (0 when it has none)."""
-    created = application.get("metadata", {}).get("creationTimestamp")
-    if not created:
-        return 0.0
-    started = datetime.strptime(created, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
-    return ((now or datetime.now(timezone.utc)) - started).total_seconds()
-
-
-def waiting_verdict(application: dict, *, startup_timeout: float, deadline: float) -> str | None:
-    """What ends the wait: "terminal", "startup_timeout", "deadline", or None to keep waiting."""
-    state = states.application_state(application)
-    if state in states.TERMINAL_STATES:
-        return "terminal"
-    age = age_seconds(application)
-    if state in STARTUP_STATES and age > startup_timeout:
-        return "startup_timeout"
-    if age > deadline:
-        return "deadline"
-    return None
-
 
 class SparkApplicationTrigger(BaseTrigger):
     """Fire once the application is terminal, gone, or past a deadline.
@@ -81,7 +54,7 @@ class SparkApplicationTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        from sparkapp.hooks.spark_application import AsyncSparkApplicationHook
+        from sparkapp.hooks.kubernetes import AsyncSparkApplicationHook
 
         hook = AsyncSparkApplicationHook(conn_id=self.kubernetes_conn_id)
         last_state = None
@@ -99,7 +72,7 @@ class SparkApplicationTrigger(BaseTrigger):
                 if state != last_state:
                     self.log.info("SparkApplication %s is %s", self.application_name, state or "new")
                     last_state = state
-                verdict = waiting_verdict(application, startup_timeout=self.startup_timeout,
+                verdict = states.waiting_verdict(application, startup_timeout=self.startup_timeout,
                                           deadline=self.deadline)
                 if verdict is not None:
                     yield TriggerEvent({"verdict": verdict, "state": state})

@@ -22,14 +22,17 @@ import sys
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sparkapp import states
-from sparkapp.application import IMAGE_APP_ROOT, PYTHON_PATH
+from sparkapp.application.image import IMAGE_CONTRACT
 from sparkapp.client import ApplicationNotFound
 
-#: The project root: what the job image holds under ``IMAGE_APP_ROOT``.
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+if TYPE_CHECKING:
+    from sparkapp.application.image import ImageContract
+
+#: The project root: what the job image holds under its ``app_root`` (plugins/sparkapp/hooks/local.py).
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
 STATE_DIR_ENV = "SPARKAPP_LOCAL_STATE_DIR"
 
 
@@ -38,20 +41,24 @@ def default_state_dir() -> Path:
     return Path(os.environ.get(STATE_DIR_ENV, PROJECT_ROOT / ".local" / "spark-applications"))
 
 
-def local_path(uri: str, *, project_root: Path = PROJECT_ROOT) -> str:
+def local_path(uri: str, *, project_root: Path = PROJECT_ROOT,
+               image_contract: ImageContract = IMAGE_CONTRACT) -> str:
     """Map a ``local://`` path inside the job image to the same file in the project checkout.
 
     Other URIs (``s3a://``, ``https://``, plain paths) are returned unchanged.
+
+    :param image_contract: the job image the manifest points into (where it holds the project).
     """
-    prefix = f"local://{IMAGE_APP_ROOT}/"
+    prefix = image_contract.local_uri("")
     if uri.startswith(prefix):
         return str(project_root / uri[len(prefix):])
     if uri.startswith("local://"):
-        raise ValueError(f"{uri!r} is outside the job image's project root {IMAGE_APP_ROOT}")
+        raise ValueError(f"{uri!r} is outside the job image's project root {image_contract.app_root}")
     return uri
 
 
-def spark_submit_arguments(manifest: dict, *, project_root: Path = PROJECT_ROOT) -> dict[str, Any]:
+def spark_submit_arguments(manifest: dict, *, project_root: Path = PROJECT_ROOT,
+                           image_contract: ImageContract = IMAGE_CONTRACT) -> dict[str, Any]:
     """Translate a SparkApplication manifest into ``SparkSubmitHook`` keyword arguments.
 
     The returned ``application`` is the main file to submit; everything else is a hook argument.
@@ -63,11 +70,13 @@ def spark_submit_arguments(manifest: dict, *, project_root: Path = PROJECT_ROOT)
         conf["spark.driver.cores"] = str(driver["cores"])
 
     def joined(key: str) -> str | None:
-        paths = [local_path(p, project_root=project_root) for p in deps.get(key, [])]
+        paths = [local_path(p, project_root=project_root, image_contract=image_contract)
+                 for p in deps.get(key, [])]
         return ",".join(paths) or None
 
     return {
-        "application": local_path(spec["mainApplicationFile"], project_root=project_root),
+        "application": local_path(spec["mainApplicationFile"], project_root=project_root,
+                                  image_contract=image_contract),
         "name": manifest["metadata"]["name"],
         "application_args": list(spec.get("arguments", [])),
         "conf": conf,
@@ -109,13 +118,15 @@ class LocalSparkApplicationClient:
     :param spark_conn_id: Airflow connection of the Spark master.
     :param state_dir: where application objects are kept (one file per namespace and name).
     :param project_root: the checkout that ``local://`` paths of the job image map to.
+    :param image_contract: the job image the manifests point into (its project root and ``PYTHONPATH``).
     """
 
     def __init__(self, *, spark_conn_id: str = "spark_default", state_dir: Path | None = None,
-                 project_root: Path = PROJECT_ROOT) -> None:
+                 project_root: Path = PROJECT_ROOT, image_contract: ImageContract = IMAGE_CONTRACT) -> None:
         self.spark_conn_id = spark_conn_id
         self.state_dir = state_dir or default_state_dir()
         self.project_root = project_root
+        self.image_contract = image_contract
 
     def _record_path(self, name: str, namespace: str) -> Path:
         return self.state_dir / namespace / f"{name}.json"
@@ -169,7 +180,8 @@ class LocalSparkApplicationClient:
         """
         from airflow.providers.apache.spark.hooks.spark_submit import SparkSubmitHook
 
-        submit_args = spark_submit_arguments(manifest, project_root=self.project_root)
+        submit_args = spark_submit_arguments(manifest, project_root=self.project_root,
+                                             image_contract=self.image_contract)
         application = submit_args.pop("application")
         metadata = {**manifest["metadata"], "creationTimestamp": _now()}
         application_object = {**manifest, "metadata": metadata, "status": {
@@ -202,7 +214,7 @@ class LocalSparkApplicationClient:
     def _environment(self) -> dict[str, str]:
         # The driver and its Python workers must use this interpreter and find the project's
         # packages, as the job image's PYTHONPATH does; Spark must not bind to a public address.
-        folders = [str((self.project_root / folder).resolve()) for folder in PYTHON_PATH]
+        folders = [str((self.project_root / folder).resolve()) for folder in self.image_contract.python_path]
         python_path = os.pathsep.join(filter(None, [*folders, os.environ.get("PYTHONPATH")]))
         return {
             "PYSPARK_PYTHON": os.environ.get("PYSPARK_PYTHON", sys.executable),

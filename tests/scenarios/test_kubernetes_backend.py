@@ -23,57 +23,27 @@ another run's app still RUNNING                refused with a conflict naming th
 task killed while waiting                      on_kill deletes the app: 0 apps
 429 with Retry-After / connection resets       survived (reads are retried with backoff)
 on reads
-401 on create, 403 on read, 422 invalid name   fails at once with the API's message
+401 on create, 403 on read                     fails at once with the API's message
 =============================================  ==========================================================
+
+The hook's own answers to the API (a 422 on an invalid name, 404s, refused listing) are tested in
+``tests/plugins/sparkapp/hooks/test_kubernetes.py``.
 """
 
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
 
 import pytest
 
 from sparkapp import states
-from sparkapp.application import PodResources, SparkJob, render_manifest
 from sparkapp.client import SparkApplicationApiError
-from sparkapp.hooks.spark_application import SparkApplicationHook
-from sparkapp.operators.spark_application import SparkApplicationConflict, SparkApplicationOperator
-from sparkapp.sensors.spark_application import SparkApplicationFailed, SparkApplicationSensor
+from sparkapp.operators.spark_application import SparkApplicationConflict
+from sparkapp.sensors.spark_application import SparkApplicationFailed
 from testing.kubernetes_api import Fault
-from tests.plugins.sparkapp.conftest import CONN_ID, NAMESPACE, RecordingTaskInstance
+from tests.plugins.sparkapp.fakes import NAMESPACE, RecordingTaskInstance, sensor_for, submit, wait
 
-JOB = SparkJob(name="features", main_application_file="spark_jobs/features.py", image="spark-jobs:1",
-               driver=PodResources(cores=1, memory="1g"), executor=PodResources(cores=1, memory="2g"))
-START = datetime(2013, 6, 30, tzinfo=timezone.utc)
 APPS_PATH = r"/sparkapplications"
-
-
-class TaskInstance:
-    dag_id = "flight_delay_retraining"
-    task_id = "submit_features"
-    map_index = -1
-
-
-def submit(run_id: str = "scheduled__2013-06-30T00:00:00+00:00") -> str:
-    operator = SparkApplicationOperator(task_id="submit_features", job=JOB, backend="kubernetes",
-                                        kubernetes_conn_id=CONN_ID, arguments=["--day", "2013-06-30"])
-    return operator.execute({"ti": TaskInstance(), "data_interval_start": START, "run_id": run_id})
-
-
-def sensor_for(name: str, **kwargs) -> SparkApplicationSensor:
-    return SparkApplicationSensor(task_id="wait", application_name=name, backend="kubernetes",
-                                  kubernetes_conn_id=CONN_ID, **kwargs)
-
-
-def wait(sensor: SparkApplicationSensor, controller, steps: int = 10,
-         ti: RecordingTaskInstance | None = None) -> bool:
-    context = {"ti": ti or RecordingTaskInstance()}
-    for _ in range(steps):
-        controller.step()
-        if sensor.poke(context):
-            return True
-    return False
 
 
 def test_straight_success_copies_the_driver_log_and_links_the_spark_ui(fake_k8s, controller, capsys,
@@ -271,14 +241,6 @@ def test_unauthorized_create_fails_at_once_with_the_api_message(fake_k8s):
     with pytest.raises(SparkApplicationApiError, match="failed with HTTP 401: injected Unauthorized"):
         submit()
     assert fake_k8s.count("POST", APPS_PATH) == 1 and fake_k8s.apps == {}
-
-
-def test_invalid_name_is_refused_with_the_api_message(fake_k8s):
-    manifest = render_manifest(JOB, name="features-20130630-abcdef12", namespace=NAMESPACE)
-    manifest["metadata"]["name"] = "Features_X"  # bypassing render-time validation on purpose
-    expected = 'HTTP 422: SparkApplication.sparkoperator.k8s.io "Features_X" is invalid'
-    with pytest.raises(SparkApplicationApiError, match=re.escape(expected)):
-        SparkApplicationHook(kubernetes_conn_id=CONN_ID).create_application(manifest)
 
 
 def test_namespace_comes_from_the_connection_when_the_task_names_none(fake_k8s):

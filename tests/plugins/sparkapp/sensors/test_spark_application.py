@@ -1,10 +1,15 @@
+"""The sensor: what it does in each state of the application it waits on, what it records at the end,
+and its deferral to the trigger."""
+
 from __future__ import annotations
 
 import pytest
+from airflow.sdk.exceptions import TaskDeferred
 
 from sparkapp import states
-from sparkapp.local_backend import LocalSparkApplicationClient
+from sparkapp.hooks.local import LocalSparkApplicationClient
 from sparkapp.sensors.spark_application import SparkApplicationFailed, SparkApplicationSensor
+from tests.plugins.sparkapp.fakes import CONN_ID, RecordingTaskInstance, sensor_for, submit
 
 WAITING_STATES = sorted(states.ALL_STATES - states.TERMINAL_STATES)
 
@@ -18,14 +23,6 @@ def sensor_reading(tmp_path, state: str, error: str | None = None) -> SparkAppli
                                     namespace="ml-dev")
     sensor.client = client
     return sensor
-
-
-def test_only_terminal_states_are_terminal():
-    assert states.TERMINAL_STATES == {"COMPLETED", "FAILED"}
-    assert WAITING_STATES == [
-        "", "FAILING", "INVALIDATING", "PENDING_RERUN", "RESUMING", "RUNNING", "SUBMISSION_FAILED",
-        "SUBMITTED", "SUCCEEDING", "SUSPENDED", "SUSPENDING", "UNKNOWN",
-    ]
 
 
 def test_completed_application_satisfies_the_sensor(tmp_path):
@@ -56,35 +53,6 @@ def test_sensor_logs_each_state_once_when_entered(tmp_path, capsys):
         "SparkApplication train-20130630-0123abcd in namespace ml-dev is RUNNING") == 1
 
 
-@pytest.mark.parametrize(
-    ("driver_info", "expected"),
-    [
-        ({"webUIAddress": "10.0.0.7:4040", "webUIIngressAddress": "spark.example.com/features-1"},
-         "http://spark.example.com/features-1"),
-        ({"webUIAddress": "10.0.0.7:4040"}, "http://10.0.0.7:4040"),
-        ({"webUIIngressAddress": "https://spark.example.com/x"}, "https://spark.example.com/x"),
-        ({}, None),
-    ],
-)
-def test_spark_ui_url_prefers_the_ingress(driver_info, expected):
-    from sparkapp.links import spark_ui_url
-
-    assert spark_ui_url({"status": {"driverInfo": driver_info}}) == expected
-
-
-def test_plugin_registers_every_extra_link():
-    from extra_links_plugin import ExtraLinksPlugin
-
-    from flight_delays.operators import DataDocsLink, MlflowRunLink, RegisterModelOperator
-    from sparkapp.links import SparkHistoryLink, SparkUiLink
-
-    assert [type(link) for link in ExtraLinksPlugin.operator_extra_links] == [
-        SparkUiLink, SparkHistoryLink, DataDocsLink, MlflowRunLink]
-    sensor_links = [link.name for link in SparkApplicationSensor.operator_extra_links]
-    assert sensor_links == ["Spark UI", "Spark History"]
-    assert [link.name for link in RegisterModelOperator.operator_extra_links] == ["MLflow run"]
-
-
 def finished_application(tmp_path, state: str) -> SparkApplicationSensor:
     client = LocalSparkApplicationClient(state_dir=tmp_path)
     client._save({
@@ -108,8 +76,6 @@ EXPECTED_COST = {"application": "train-20130630-0123abcd", "wall_seconds": 600.0
 
 
 def test_a_finished_application_records_its_cost_and_history_link(tmp_path, monkeypatch, capsys):
-    from tests.plugins.sparkapp.conftest import RecordingTaskInstance
-
     monkeypatch.setenv("SPARK_HISTORY_SERVER_URL", "https://spark-history.example.com/")
     ti = RecordingTaskInstance()
     assert finished_application(tmp_path, states.COMPLETED).poke({"ti": ti}) is True
@@ -123,10 +89,23 @@ def test_a_finished_application_records_its_cost_and_history_link(tmp_path, monk
 
 
 def test_a_failed_application_records_its_cost_too_then_fails(tmp_path, monkeypatch):
-    from tests.plugins.sparkapp.conftest import RecordingTaskInstance
-
     monkeypatch.delenv("SPARK_HISTORY_SERVER_URL", raising=False)
     ti = RecordingTaskInstance()
     with pytest.raises(SparkApplicationFailed, match="FAILED: executor lost"):
         finished_application(tmp_path, states.FAILED).poke({"ti": ti})
     assert ti.pushed == [("cost", EXPECTED_COST)]  # no history server configured: no link
+
+
+def test_sensor_defers_then_acts_on_the_event(fake_k8s, controller):
+    name = submit()
+    sensor = sensor_for(name, poke_interval=5, startup_timeout=60, deadline=120)
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor.execute({})
+    assert deferred.value.trigger.serialize()[1] == {
+        "application_name": name, "namespace": None, "kubernetes_conn_id": CONN_ID, "poll_interval": 5,
+        "startup_timeout": 60, "deadline": 120}
+    assert deferred.value.method_name == "execute_complete"
+    for _ in range(4):
+        controller.step()
+    event = {"verdict": "terminal", "state": "COMPLETED"}
+    assert sensor.execute_complete({"ti": RecordingTaskInstance()}, event) is None

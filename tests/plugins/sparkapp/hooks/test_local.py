@@ -1,14 +1,18 @@
+"""The local backend: a manifest translated into ``spark-submit`` and run to its end, its object kept
+as JSON with the Spark Operator's ``status`` shape."""
+
 from __future__ import annotations
 
+import os
 import textwrap
 from pathlib import Path
 
 import pytest
 
 from sparkapp import states
-from sparkapp.application import PodResources, SparkJob, render_manifest
-from sparkapp.client import ApplicationNotFound, get_client
-from sparkapp.local_backend import LocalSparkApplicationClient, local_path, spark_submit_arguments
+from sparkapp.application import ImageContract, PodResources, SparkJob, render_manifest
+from sparkapp.client import ApplicationNotFound
+from sparkapp.hooks.local import LocalSparkApplicationClient, local_path, spark_submit_arguments
 
 PROJECT = Path("/srv/project")
 
@@ -73,9 +77,28 @@ def test_local_path_outside_the_image_project_root_is_refused():
         local_path("local:///usr/lib/x.py", project_root=PROJECT)
 
 
-def test_get_client_refuses_an_unknown_backend():
-    with pytest.raises(ValueError, match="unknown SparkApplication backend 'yarn'; expected one of"):
-        get_client("yarn")
+def test_local_paths_follow_the_image_contract_of_the_manifest():
+    image = ImageContract(app_root="/app")
+    assert local_path("local:///app/spark_jobs/a.py", project_root=PROJECT, image_contract=image) == (
+        "/srv/project/spark_jobs/a.py")
+    with pytest.raises(ValueError, match=r"'local:///opt/spark/work-dir/a\.py' is outside the job image's "
+                                         r"project root /app"):
+        local_path("local:///opt/spark/work-dir/a.py", project_root=PROJECT, image_contract=image)
+    job = SparkJob(name="job", main_application_file="spark_jobs/a.py", image="i", py_files=("deps/b.zip",))
+    manifest = render_manifest(job, name="job-20130630-0123abcd", namespace="ml-dev", image_contract=image)
+    arguments = spark_submit_arguments(manifest, project_root=PROJECT, image_contract=image)
+    assert (arguments["application"], arguments["py_files"]) == ("/srv/project/spark_jobs/a.py",
+                                                                 "/srv/project/deps/b.zip")
+
+
+def test_the_project_root_is_the_checkout_holding_spark_jobs_and_plugins():
+    from sparkapp.hooks.local import PROJECT_ROOT
+
+    assert (PROJECT_ROOT / "spark_jobs").is_dir() and (PROJECT_ROOT / "plugins" / "sparkapp").is_dir()
+    assert PROJECT_ROOT == Path(__file__).resolve().parents[4]
+    environment = LocalSparkApplicationClient(state_dir=PROJECT)._environment()
+    python_path = environment["PYTHONPATH"].split(os.pathsep)
+    assert python_path[:2] == [str(PROJECT_ROOT), str(PROJECT_ROOT / "plugins")]
 
 
 def test_missing_application_is_not_found(tmp_path):
@@ -125,22 +148,10 @@ def test_failed_job_is_recorded_as_failed_with_the_reason(tmp_path, job_dir):
     assert states.application_state(stored) == states.FAILED
 
 
-def test_backend_is_the_tasks_else_the_environments_else_local(monkeypatch):
-    from sparkapp.client import resolve_backend
-
-    monkeypatch.delenv("SPARKAPP_BACKEND", raising=False)
-    assert resolve_backend(None) == "local"
-    monkeypatch.setenv("SPARKAPP_BACKEND", "kubernetes")
-    assert (resolve_backend(None), resolve_backend("local")) == ("kubernetes", "local")
-    monkeypatch.setenv("SPARKAPP_BACKEND", "k8s")
-    with pytest.raises(ValueError, match="unknown SparkApplication backend 'k8s'"):
-        resolve_backend(None)
-
-
 @pytest.mark.parametrize(("returncode", "signal_number"), [(-15, 15), (-9, 9), (143, 15), (130, 2), (1, None),
                                                            (0, None), (None, None)])
 def test_stopping_signal_from_the_exit_status(returncode, signal_number):
-    from sparkapp.local_backend import stopping_signal
+    from sparkapp.hooks.local import stopping_signal
 
     assert stopping_signal(returncode) == signal_number
 
@@ -164,7 +175,7 @@ def test_spark_submit_stopped_by_a_signal_fails_the_task_and_records_failed(tmp_
 
     import psutil
 
-    from sparkapp.local_backend import SparkSubmitInterrupted
+    from sparkapp.hooks.local import SparkSubmitInterrupted
 
     (job_dir / "spark_jobs" / "sleep.py").write_text(
         "import time\nfrom pyspark.sql import SparkSession\n"

@@ -1,5 +1,10 @@
-"""OpenLineage: with Airflow's OpenLineage configured to, each SparkApplication reports lineage as a
-child of the task that submitted it, to the same backend; without it, the manifest has no trace of it."""
+"""The submit operator's manifest: named, labelled and annotated for the task's run.
+
+OpenLineage: with Airflow's OpenLineage configured to, each SparkApplication reports lineage as a
+child of the task that submitted it, to the same backend; without it, the manifest has no trace of it.
+
+Submitting, adopting and replacing applications on a cluster: ``tests/scenarios/test_kubernetes_backend.py``.
+"""
 
 from __future__ import annotations
 
@@ -80,3 +85,21 @@ def test_a_retry_reports_another_lineage_run_but_keeps_the_spec_hash(openlineage
     # so a retry after a worker crash still adopts the application of the first try
     assert (first["metadata"]["annotations"][SPEC_HASH_ANNOTATION]
             == retry["metadata"]["annotations"][SPEC_HASH_ANNOTATION])
+
+
+def test_the_manifest_is_named_labelled_and_annotated_for_the_tasks_run():
+    clear_openlineage_caches()
+    metadata = manifest(context())["metadata"]
+    assert (metadata["name"], metadata["namespace"]) == ("features-20130630-826f99ef", "flight-delays-prod")
+    assert metadata["labels"] == {
+        "app.kubernetes.io/name": "features", "app.kubernetes.io/managed-by": "airflow",
+        "airflow.apache.org/dag-id": "flight_delay_retraining",
+        "airflow.apache.org/task-id": "submit_features",
+        "airflow.apache.org/run-id": "scheduled__2013-06-30T00_00_00_00_00",
+        "airflow.apache.org/data-interval-start": "2013-06-30"}
+    assert metadata["annotations"] == {
+        "airflow.apache.org/dag-id": "flight_delay_retraining",
+        "airflow.apache.org/task-id": "submit_features",
+        "airflow.apache.org/run-id": "scheduled__2013-06-30T00:00:00+00:00",
+        "airflow.apache.org/map-index": "-1",
+        SPEC_HASH_ANNOTATION: "fd872870cafcc964"}  # pragma: allowlist secret (a spec hash, not a key)

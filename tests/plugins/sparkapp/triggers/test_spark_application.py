@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-from airflow.sdk.exceptions import TaskDeferred
-
 from sparkapp.triggers.spark_application import SparkApplicationTrigger
-from tests.plugins.sparkapp.conftest import CONN_ID, NAMESPACE, RecordingTaskInstance
-from tests.plugins.sparkapp.test_kubernetes_scenarios import sensor_for, submit
+from tests.plugins.sparkapp.fakes import CONN_ID, NAMESPACE, submit
 
 
 def trigger_for(name: str, **overrides) -> SparkApplicationTrigger:
@@ -63,18 +59,3 @@ def test_trigger_fires_on_missing_application_and_on_startup_deadline(fake_k8s, 
     name = submit()
     fake_k8s.age(NAMESPACE, name, 700)
     assert asyncio.run(first(trigger_for(name))) == {"verdict": "startup_timeout", "state": ""}
-
-
-def test_sensor_defers_then_acts_on_the_event(fake_k8s, controller):
-    name = submit()
-    sensor = sensor_for(name, poke_interval=5, startup_timeout=60, deadline=120)
-    with pytest.raises(TaskDeferred) as deferred:
-        sensor.execute({})
-    assert deferred.value.trigger.serialize()[1] == {
-        "application_name": name, "namespace": None, "kubernetes_conn_id": CONN_ID, "poll_interval": 5,
-        "startup_timeout": 60, "deadline": 120}
-    assert deferred.value.method_name == "execute_complete"
-    for _ in range(4):
-        controller.step()
-    event = {"verdict": "terminal", "state": "COMPLETED"}
-    assert sensor.execute_complete({"ti": RecordingTaskInstance()}, event) is None
