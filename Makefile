@@ -12,17 +12,11 @@ UV_VERSION := 0.13.9
 DAY ?= 2013-06-30
 PORT ?= 8080
 
-# The embedded default: everything inside the project's ignored .local/ folder.
-export AIRFLOW_HOME := $(CURDIR)/.local/airflow
-export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
-export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
-export AIRFLOW__CORE__LOAD_EXAMPLES := False
-export AIRFLOW__CORE__UNIT_TEST_MODE := False
-export AIRFLOW_CONN_SPARK_DEFAULT := {"conn_type": "spark", "host": "local[2]"}
-export SPARK_LOCAL_IP := 127.0.0.1
-export PYSPARK_PYTHON := $(BIN)/python
+# The virtualenv's tools first, and the project importable; the rest of the embedded default
+# (everything inside the project's ignored .local/ folder) is devtools.environment's, run with $(EMBEDDED).
 export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)
 export PATH := $(BIN):$(PATH)
+EMBEDDED := python -m devtools.environment
 
 .PHONY: help demo test test-fast browser horovod test-horovod lint bench backfill-preview manifests lock check-prereqs clean
 
@@ -65,12 +59,12 @@ $(VENV)/.torch-installed: requirements-torch-pypi.txt $(VENV)/.installed
 	  || { echo "error: installing PyTorch (requirements-torch-pypi.txt) failed (see above)." >&2; exit 1; }
 	@touch $@
 
-$(AIRFLOW_HOME)/airflow.db: $(VENV)/.installed
-	@mkdir -p $(AIRFLOW_HOME)
-	airflow db migrate >/dev/null
+.local/airflow/airflow.db: $(VENV)/.installed
+	@mkdir -p .local/airflow
+	$(EMBEDDED) airflow db migrate >/dev/null
 
-demo: $(VENV)/.installed $(AIRFLOW_HOME)/airflow.db
-	python -m devtools.demo --day $(DAY)
+demo: $(VENV)/.installed .local/airflow/airflow.db
+	$(EMBEDDED) python -m devtools.demo --day $(DAY)
 
 # The UI test drives Debian's chromium through its chromedriver; installed with apt when missing.
 browser:
@@ -104,11 +98,11 @@ lint: $(VENV)/.installed
 
 backfill-preview: $(VENV)/.installed
 	@test -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make backfill-preview FROM=YYYY-MM-DD TO=YYYY-MM-DD [CONF='{...}']" >&2; exit 2; }
-	@python -m devtools.backfill_preview --from $(FROM) --to $(TO) $(if $(CONF),--conf '$(CONF)') 2>/dev/null
+	@$(EMBEDDED) python -m devtools.backfill_preview --from $(FROM) --to $(TO) $(if $(CONF),--conf '$(CONF)') 2>/dev/null
 
 manifests: $(VENV)/.installed
 	@test -n "$(DATE)" || { echo "usage: make manifests DATE=YYYY-MM-DD" >&2; exit 2; }
-	python -m devtools.manifests --date $(DATE) $(if $(CONF),--conf '$(CONF)') $(if $(BACKFILL),--backfill)
+	$(EMBEDDED) python -m devtools.manifests --date $(DATE) $(if $(CONF),--conf '$(CONF)') $(if $(BACKFILL),--backfill)
 
 bench: $(VENV)/.torch-installed
 	python bench/run_benchmarks.py
@@ -131,7 +125,7 @@ clean:
 # A real local Airflow on the embedded default, in the foreground; Ctrl-C stops every process it started.
 .PHONY: airflow
 airflow: $(VENV)/.installed
-	python -m devtools.local_airflow --port $(PORT)
+	$(EMBEDDED) python -m devtools.local_airflow --port $(PORT)
 
 # One environment's namespace-scoped objects as `kubectl apply -k deploy/overlays/ENV` would apply
 # them, rendered by the venv's kubectl (built-in kustomize), for review or a GitOps repository.

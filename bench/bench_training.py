@@ -25,9 +25,11 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(PROJECT_ROOT / "plugins"), str(PROJECT_ROOT)]
-os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-os.environ.setdefault("AIRFLOW_CONN_SPARK_DEFAULT", '{"conn_type": "spark", "host": "local[2]"}')
+from devtools.environment import embedded_default  # noqa: E402  (after sys.path)
+
+for _name, _value in embedded_default(python=sys.executable).items():  # unless the caller set them
+    if _name in ("SPARK_LOCAL_IP", "PYSPARK_PYTHON", "AIRFLOW_CONN_SPARK_DEFAULT"):
+        os.environ.setdefault(_name, _value)
 HISTORY_DAYS = 14
 FEATURE_TARGET = 1.3
 

@@ -22,12 +22,14 @@ import time
 from datetime import date
 from pathlib import Path
 
-from flight_delays.layout import DATA_FILE
-
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(PROJECT_ROOT / "plugins"), str(PROJECT_ROOT)]
-os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+from devtools.environment import embedded_default  # noqa: E402  (after sys.path)
+from flight_delays.layout import DATA_FILE  # noqa: E402
+
+for _name, _value in embedded_default(python=sys.executable).items():  # unless the caller set them
+    if _name in ("SPARK_LOCAL_IP", "PYSPARK_PYTHON", "AIRFLOW_CONN_SPARK_DEFAULT"):
+        os.environ.setdefault(_name, _value)
 
 
 def scaled(frame, factor: int):

@@ -92,31 +92,12 @@ print("COLD_PARSE " + json.dumps({"import_airflow_s": t1 - t0, "parse_s": t2 - t
 
 
 def sandbox_env(tmp: Path) -> None:
-    """Point everything at ``tmp`` (before anything imports Airflow); default the Makefile's exports."""
+    """Point everything at ``tmp`` (before anything imports Airflow): the embedded default under it."""
     (tmp / "mlflow").mkdir(parents=True, exist_ok=True)
-    os.environ.update({
-        "AIRFLOW_HOME": str(tmp / "airflow"),
-        "FLIGHT_DELAYS_DATA_ROOT": str(tmp / "data"),
-        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp / 'mlflow' / 'mlflow.db'}",
-        "MLFLOW_ARTIFACT_LOCATION": str(tmp / "mlflow" / "artifacts"),
-        "SPARKAPP_LOCAL_STATE_DIR": str(tmp / "spark-applications"),
-    })
-    defaults = {
-        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PLUGINS_DIR),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-        "AIRFLOW_CONN_SPARK_DEFAULT": '{"conn_type": "spark", "host": "local[2]"}',
-        "SPARK_LOCAL_IP": "127.0.0.1",
-        "PYSPARK_PYTHON": PYTHON,
-    }
-    for key, value in defaults.items():
-        os.environ.setdefault(key, value)
-    paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
-    for extra in (str(PROJECT_ROOT), str(PLUGINS_DIR)):
-        if extra not in paths:
-            paths.insert(0, extra)
-    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
+    from devtools.environment import embedded_default, with_embedded_default
+
+    os.environ.update({**embedded_default(tmp, python=PYTHON),
+                       "PYTHONPATH": with_embedded_default(os.environ)["PYTHONPATH"]})
     bin_dir = str(Path(PYTHON).parent)
     if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")

@@ -30,7 +30,7 @@ import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from flight_delays import settings
+from devtools.environment import with_embedded_default
 from flight_delays.contract import DAG_ID
 
 if TYPE_CHECKING:
@@ -63,24 +63,10 @@ def airflow_environment(base: Mapping[str, str], *, host: str, port: int) -> dic
     :param host: address the API server binds to.
     :param port: port of the API server.
     """
-    root = settings.PROJECT_ROOT
     interpreter_bin = str(Path(sys.executable).parent)
-    env = {
-        "AIRFLOW_HOME": str(settings.LOCAL_DIR / "airflow"),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(root / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(root / "plugins"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW_CONN_SPARK_DEFAULT": json.dumps({"conn_type": "spark", "host": "local[2]"}),
-        "SPARK_LOCAL_IP": "127.0.0.1",
-        "PYSPARK_PYTHON": sys.executable,
-        # The LocalExecutor forks one worker per slot up front; the DAG runs at most two tasks at once.
-        "AIRFLOW__CORE__PARALLELISM": "8",
-        **base,
-    }
-    # Tasks import flight_delays and spark_jobs; `airflow` and `spark-submit` come from this virtualenv.
-    python_path = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
-    missing = [p for p in (str(root / "plugins"), str(root)) if p not in python_path]
-    env["PYTHONPATH"] = os.pathsep.join([*missing, *python_path])
+    # The LocalExecutor forks one worker per slot up front; the DAG runs at most two tasks at once.
+    env = with_embedded_default({"AIRFLOW__CORE__PARALLELISM": "8", **base})
+    # `airflow` and `spark-submit` come from this virtualenv.
     if env.get("PATH", "").split(os.pathsep)[0] != interpreter_bin:
         env["PATH"] = os.pathsep.join(filter(None, [interpreter_bin, env.get("PATH")]))
     if env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "sqlite").startswith("sqlite"):
@@ -364,8 +350,7 @@ def banner(base_url: str, env: Mapping[str, str], airflow: LocalAirflow) -> str:
     home = env["AIRFLOW_HOME"]
     login = (f"user admin, password {password} (generated once, kept in {passwords})" if password else
              f"the users of [core] simple_auth_manager_users; passwords in {passwords}")
-    data_root = env.get("FLIGHT_DELAYS_DATA_ROOT", str(settings.LOCAL_DIR / "data"))
-    mlflow = env.get("MLFLOW_TRACKING_URI", f"sqlite:///{settings.LOCAL_DIR / 'mlflow' / 'mlflow.db'}")
+    data_root, mlflow = env["FLIGHT_DELAYS_DATA_ROOT"], env["MLFLOW_TRACKING_URI"]
     return "\n".join([
         f"Airflow is ready at {base_url}",
         f"  log in         {login}",

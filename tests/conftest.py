@@ -15,22 +15,17 @@ from pathlib import Path
 
 import pytest
 
+from devtools.environment import embedded_default, with_embedded_default
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DIR = PROJECT_ROOT.parent / "shared"
 _SANDBOX = Path(tempfile.mkdtemp(prefix="flight-delays-tests-"))
 
+# The embedded default (devtools.environment) under the sandbox, whatever the caller's environment
+# says, the project kept on PYTHONPATH; plus what only tests set.
 os.environ.update({
-    "AIRFLOW_HOME": str(_SANDBOX / "airflow"),
-    "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
-    "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
-    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-    "AIRFLOW_CONN_SPARK_DEFAULT": '{"conn_type": "spark", "host": "local[2]"}',
-    "FLIGHT_DELAYS_DATA_ROOT": str(_SANDBOX / "data"),
-    "MLFLOW_TRACKING_URI": f"sqlite:///{_SANDBOX / 'mlflow' / 'mlflow.db'}",
-    "MLFLOW_ARTIFACT_LOCATION": str(_SANDBOX / "mlflow" / "artifacts"),
-    "SPARKAPP_LOCAL_STATE_DIR": str(_SANDBOX / "spark-applications"),
-    "SPARK_LOCAL_IP": "127.0.0.1",
-    "PYSPARK_PYTHON": sys.executable,
+    **embedded_default(_SANDBOX, python=sys.executable),
+    "PYTHONPATH": with_embedded_default(os.environ)["PYTHONPATH"],
     "PYSPARK_DRIVER_PYTHON": sys.executable,
     # The Kubernetes provider's API retries wait 1-15 s by default; the fake API server needs no pause.
     "AIRFLOW__WORKERS__API_RETRY_WAIT_MIN": "0",
