@@ -14,27 +14,24 @@ Run alone: ``.venv/bin/python bench/baseline_pandas_xgboost.py --day 2013-06-30`
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from contextlib import contextmanager
 from datetime import date, timedelta
+from pathlib import Path
 
-# Same definitions as spark_jobs/features.py (copied: that module imports pyspark).
-DELAY_THRESHOLD_MINUTES = 15
-LABEL_COLUMN = "is_delayed"
-CARRIERS = ("9E", "AA", "AS", "B6", "DL", "EV", "F9", "FL", "HA", "MQ", "OO", "UA", "US", "VX", "WN", "YV")
-ORIGINS = ("EWR", "JFK", "LGA")
-WEATHER_COLUMNS = ("temp", "dewp", "humid", "wind_speed", "wind_gust", "precip", "pressure", "visib")
-HISTORY_RATES = (
-    ("carrier_delay_rate", ("carrier",)),
-    ("route_delay_rate", ("origin", "dest")),
-    ("origin_hour_delay_rate", ("origin", "hour")),
+sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "plugins")]  # also when run alone
+# The model's contract and the calendar, as the Spark jobs read them (neither imports pyspark).
+from flight_delays.contract import (  # noqa: E402
+    CARRIERS,
+    DELAY_THRESHOLD_MINUTES,
+    FEATURE_COLUMNS,
+    HISTORY_RATES,
+    LABEL_COLUMN,
+    ORIGINS,
+    WEATHER_COLUMNS,
 )
-FEATURE_COLUMNS = (
-    "month", "day_of_week", "sched_dep_hour", "sched_dep_minute", "sched_arr_hour", "distance",
-    "carrier_code", "origin_code", *WEATHER_COLUMNS, "plane_age", "seats", "engines",
-    *(name for name, _ in HISTORY_RATES),
-)
-FIRST_SOURCE_DAY = date(2013, 1, 1)
+from flight_delays.window import FIRST_SOURCE_DAY  # noqa: E402
 
 
 @contextmanager

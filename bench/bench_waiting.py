@@ -51,13 +51,12 @@ SANDBOX = Path(tempfile.mkdtemp(prefix="bench-waiting-"))
 CONN_ID = "kubernetes_bench"
 NAMESPACE = "ml-bench"
 
-# Before anything imports Airflow: an isolated Airflow home, as tests/conftest.py does.
+from devtools.environment import embedded_default, with_embedded_default  # noqa: E402
+
+# Before anything imports Airflow: the embedded default under a sandbox, as tests/conftest.py does.
 os.environ.update({
-    "AIRFLOW_HOME": str(SANDBOX / "airflow"),
-    "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
-    "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
-    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-    "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+    **embedded_default(SANDBOX, python=sys.executable),
+    "PYTHONPATH": with_embedded_default(os.environ)["PYTHONPATH"],
     # The provider's API retries wait 1-15 s by default; the fake API server needs no pause.
     "AIRFLOW__WORKERS__API_RETRY_WAIT_MIN": "0",
     "AIRFLOW__WORKERS__API_RETRY_WAIT_MAX": "0.05",
