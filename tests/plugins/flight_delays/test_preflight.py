@@ -9,8 +9,7 @@ from datetime import date
 import pytest
 
 from devtools.demo import load_dag
-from flight_delays import preflight, tasks
-from flight_delays.pools import TRAINING_POOL, TRAINING_POOL_SLOTS
+from flight_delays import preflight
 from flight_delays.preflight import BadRunRequest, PreflightError, check_run, request_problems
 from testing.kubernetes_api import FakeKubernetesApi, Fault
 
@@ -159,26 +158,3 @@ def test_on_kubernetes_the_api_must_list_spark_applications(kubernetes):
     assert str(raised.value).splitlines()[1] == (
         "- the kubernetes Spark backend is not reachable: Listing SparkApplications in namespace ml-dev "
         "failed with HTTP 403: injected Forbidden")
-
-
-def test_the_task_fails_a_bad_request_without_retries():
-    from airflow.sdk.exceptions import AirflowFailException
-
-    with pytest.raises(AirflowFailException, match="promotion policy 'force' needs a reason"):
-        tasks.preflight(DAY, params(promotion_policy="force"), backfill=False)
-    assert tasks.preflight(DAY, params(), backfill=True)["train"] is False
-
-
-def test_the_training_pool_is_created_once_with_deferred_tasks_counted():
-    from airflow.models.pool import Pool
-    from airflow.utils.db import initdb
-
-    from flight_delays.pools import ensure_pools
-
-    initdb()
-    assert ensure_pools() == [TRAINING_POOL]
-    pool = Pool.get_pool(TRAINING_POOL)
-    assert (pool.slots, pool.include_deferred) == (TRAINING_POOL_SLOTS, True)
-    Pool.create_or_update_pool(TRAINING_POOL, 3, pool.description, include_deferred=True)
-    assert ensure_pools() == []  # an existing pool keeps the size its operator gave it
-    assert Pool.get_pool(TRAINING_POOL).slots == 3

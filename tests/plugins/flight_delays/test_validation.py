@@ -185,20 +185,6 @@ def test_warning_is_recorded_but_lets_the_run_continue(validator, layout):
     assert marker["warnings"] == [f.describe() for f in verdict.failures]
 
 
-def test_operator_links_the_data_docs_and_returns_the_verdict(layout, monkeypatch):
-    from flight_delays.operators import DataDocsLink, ValidatePartitionsOperator
-    from tests.plugins.sparkapp.fakes import RecordingTaskInstance
-
-    monkeypatch.setenv("FLIGHT_DELAYS_DATA_ROOT", str(layout.root))
-    ti = RecordingTaskInstance()
-    operator = ValidatePartitionsOperator(task_id="validate", ingested={"ingested_days": [DAY.isoformat()]})
-    summary = operator.execute({"ti": ti})
-    assert summary["passed"] is True and summary["partitions"] == 3  # the day's two, and the planes
-    index = layout.data_docs / "index.html"
-    assert ti.pushed == [(DataDocsLink().xcom_key, index.as_uri())] and index.exists()
-    assert [link.name for link in ValidatePartitionsOperator.operator_extra_links] == ["Data Docs"]
-
-
 def test_planes_reference_is_validated_and_quarantined_when_broken(validator, layout):
     from flight_delays.ingest import PLANES
 
