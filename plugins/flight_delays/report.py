@@ -6,13 +6,15 @@ demo``, the benchmarks and the tests read it back through :meth:`RunReport.read`
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import asdict, dataclass
+from datetime import date
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from datetime import date
-
     from flight_delays.layout import DataLayout
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,50 @@ class RunReport:
     model: dict[str, Any] | None
     cost: dict[str, Any]
 
+    @classmethod
+    def build(cls, layout: DataLayout, ingested: dict, verdict: dict, registration: dict | None,
+              decision: dict | None, *, costs: dict[str, dict | None] | None = None,
+              tracking_uri: str | None = None) -> RunReport:
+        """The report of a run, from what its tasks returned.
+
+        :param ingested: the ingest task's result.
+        :param verdict: the validation gate's summary.
+        :param registration: the registered model version; None when the run did not train.
+        :param decision: the promotion decision; None likewise.
+        :param costs: the cost inputs of each Spark stage that ran (:mod:`sparkapp.cost`), by stage
+            name; they are logged, kept in the report and, when the run trained, logged as MLflow
+            metrics ``cost.<stage>.<figure>`` and ``cost.total.<figure>`` on the training run.
+        :param tracking_uri: MLflow, where the training run's test metrics are read.
+        """
+        import pyarrow.parquet as pq
+
+        from sparkapp.cost import ApplicationCost, total
+
+        stage_costs = {stage: ApplicationCost.from_dict(c) for stage, c in (costs or {}).items() if c}
+        day = date.fromisoformat(ingested["day"])
+        feature_files = sorted(layout.feature_partition(day).glob("*.parquet"))
+        cost = {"stages": {stage: c.as_dict() for stage, c in stage_costs.items()},
+                "total": total(stage_costs.values())}
+        for stage, stage_cost in stage_costs.items():
+            log.info("Cost inputs of the %s stage (%s): %s", stage, stage_cost.application,
+                     stage_cost.describe())
+        log.info("Cost inputs of the run of %s: %s", day, cost["total"])
+        test_metrics = model = None
+        if registration is not None:
+            import mlflow
+
+            client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+            log_cost_metrics(client, registration["run_id"], cost)
+            run = client.get_run(registration["run_id"])
+            test_metrics = {k: v for k, v in sorted(run.data.metrics.items()) if k.startswith("test_")}
+            model = {**registration, "alias": decision["alias"], "reason": decision["reason"],
+                     "test_auc": decision["scores"]["auc"], "champion_version": decision["champion_version"],
+                     "champion_test_auc": (decision["champion_scores"] or {}).get("auc")}
+        return cls(day=ingested["day"], rows_ingested=ingested["rows"],
+                   days_ingested=len(ingested["ingested_days"]), validation=verdict,
+                   feature_rows=sum(pq.ParquetFile(f).metadata.num_rows for f in feature_files),
+                   test_metrics=test_metrics, model=model, cost=cost)
+
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -47,8 +93,6 @@ class RunReport:
 
     def write(self, layout: DataLayout) -> None:
         """Write the report under ``layout``'s data root, replacing the previous one atomically."""
-        from datetime import date
-
         from flight_delays.ingest import write_json_atomically
 
         write_json_atomically(self.as_dict(), layout.report(date.fromisoformat(self.day)))
@@ -82,3 +126,19 @@ class RunReport:
                 f"{stage} {cost['wall_seconds']:.0f} s, {cost['executor_core_seconds']:.0f} executor core-s, "
                 f"{cost['gpu_seconds']:.0f} GPU-s" for stage, cost in self.cost["stages"].items()),
         ])
+
+
+def log_cost_metrics(client, run_id: str, cost: dict) -> None:
+    """Log a run report's cost inputs on the MLflow run of its model: ``cost.<stage>.<figure>`` for
+    each stage's summed figures, ``cost.total.<figure>`` for the run's."""
+    import time
+
+    from mlflow.entities import Metric
+
+    from sparkapp.cost import SUMMED
+
+    now = int(time.time() * 1000)
+    figures = {f"cost.{stage}.{name}": stage_cost[name]
+               for stage, stage_cost in cost["stages"].items() for name in SUMMED}
+    figures.update({f"cost.total.{name}": value for name, value in cost["total"].items()})
+    client.log_batch(run_id, metrics=[Metric(key, float(value), now, 0) for key, value in figures.items()])

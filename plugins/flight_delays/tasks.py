@@ -140,59 +140,12 @@ def promote(registration: dict, *, policy: str, margin: float, reason: str, requ
 
 def report(ingested: dict, verdict: dict, registration: dict | None, decision: dict | None,
            costs: dict[str, dict | None] | None = None) -> dict:
-    """Summarise the run (:class:`~flight_delays.report.RunReport`), write it under the data root and
-    return it.
-
-    ``registration`` and ``decision`` are None when the run did not train (a backfill's, by default).
-    ``costs`` holds the cost inputs of each Spark stage that ran (:mod:`sparkapp.cost`), by stage
-    name; they are logged, kept in the report and, when the run trained, logged as MLflow metrics
-    ``cost.<stage>.<figure>`` and ``cost.total.<figure>`` on the training run.
-    """
-    import mlflow
-    import pyarrow.parquet as pq
-
+    """Summarise the run (:meth:`flight_delays.report.RunReport.build`), write it under the data root
+    and return it; the training's MLflow run gets the cost inputs as metrics."""
     from flight_delays.report import RunReport
-    from sparkapp.cost import ApplicationCost, total
 
-    stage_costs = {stage: ApplicationCost.from_dict(cost) for stage, cost in (costs or {}).items() if cost}
-
-    layout = DataLayout.from_env()
-    day = date.fromisoformat(ingested["day"])
-    feature_files = sorted(layout.feature_partition(day).glob("*.parquet"))
-    cost = {"stages": {stage: cost.as_dict() for stage, cost in stage_costs.items()},
-            "total": total(stage_costs.values())}
-    for stage, stage_cost in stage_costs.items():
-        log.info("Cost inputs of the %s stage (%s): %s", stage, stage_cost.application, stage_cost.describe())
-    log.info("Cost inputs of the run of %s: %s", day, cost["total"])
-    test_metrics = model = None
-    if registration is not None:
-        client = mlflow.MlflowClient(tracking_uri=settings.mlflow_tracking_uri())
-        log_cost_metrics(client, registration["run_id"], cost)
-        run = client.get_run(registration["run_id"])
-        test_metrics = {k: v for k, v in sorted(run.data.metrics.items()) if k.startswith("test_")}
-        model = {**registration, "alias": decision["alias"], "reason": decision["reason"],
-                 "test_auc": decision["scores"]["auc"], "champion_version": decision["champion_version"],
-                 "champion_test_auc": (decision["champion_scores"] or {}).get("auc")}
-    summary = RunReport(day=ingested["day"], rows_ingested=ingested["rows"],
-                        days_ingested=len(ingested["ingested_days"]), validation=verdict,
-                        feature_rows=sum(pq.ParquetFile(f).metadata.num_rows for f in feature_files),
-                        test_metrics=test_metrics, model=model, cost=cost)
-    summary.write(layout)
-    log.info("Run report for %s: %s", day, summary.as_dict())
+    summary = RunReport.build(DataLayout.from_env(), ingested, verdict, registration, decision,
+                              costs=costs, tracking_uri=settings.mlflow_tracking_uri())
+    summary.write(DataLayout.from_env())
+    log.info("Run report for %s: %s", summary.day, summary.as_dict())
     return summary.as_dict()
-
-
-def log_cost_metrics(client, run_id: str, cost: dict) -> None:
-    """Log a run report's cost inputs on the MLflow run of its model: ``cost.<stage>.<figure>`` for
-    each stage's summed figures, ``cost.total.<figure>`` for the run's."""
-    import time
-
-    from mlflow.entities import Metric
-
-    from sparkapp.cost import SUMMED
-
-    now = int(time.time() * 1000)
-    figures = {f"cost.{stage}.{name}": stage_cost[name]
-               for stage, stage_cost in cost["stages"].items() for name in SUMMED}
-    figures.update({f"cost.total.{name}": value for name, value in cost["total"].items()})
-    client.log_batch(run_id, metrics=[Metric(key, float(value), now, 0) for key, value in figures.items()])

@@ -48,3 +48,30 @@ def test_the_report_written_is_the_report_read(tmp_path):
     assert RunReport.read(layout, date(2013, 6, 30)) == report
     written = {**REPORT, "model": None, "test_metrics": None}
     assert RunReport.read(layout, date(2013, 6, 30)).as_dict() == written
+
+
+def test_a_run_that_did_not_train_is_reported_from_its_tasks_results(tmp_path):
+    from datetime import date
+
+    import pandas as pd
+
+    from flight_delays.layout import DataLayout
+
+    layout = DataLayout(tmp_path)
+    features = layout.feature_partition(date(2013, 6, 30))
+    features.mkdir(parents=True)
+    pd.DataFrame({"x": range(5)}).to_parquet(features / "part-0.parquet")
+    pd.DataFrame({"x": range(2)}).to_parquet(features / "part-1.parquet")
+    cost = {"application": "features-20130630-ab12", "wall_seconds": 10.0, "executors": 2,
+            "executor_cores": 1, "gpus": 0, "driver_core_seconds": 10.0, "executor_core_seconds": 20.0,
+            "gpu_seconds": 0.0}
+    report = RunReport.build(layout, {"day": "2013-06-30", "rows": {"flights": 918, "weather": 72},
+                                      "ingested_days": ["2013-06-30"]},
+                             {"partitions": 3, "passed": True, "warnings": 0}, None, None,
+                             costs={"validation": None, "features": cost, "training": None})
+    assert report == RunReport(
+        day="2013-06-30", rows_ingested={"flights": 918, "weather": 72}, days_ingested=1,
+        validation={"partitions": 3, "passed": True, "warnings": 0}, feature_rows=7, test_metrics=None,
+        model=None, cost={"stages": {"features": cost},
+                          "total": {"wall_seconds": 10.0, "driver_core_seconds": 10.0,
+                                    "executor_core_seconds": 20.0, "gpu_seconds": 0.0}})
