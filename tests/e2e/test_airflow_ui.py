@@ -13,8 +13,8 @@ Screenshots of each step are kept in ``build/test-artifacts/ui/`` (``failure.png
 
 from __future__ import annotations
 
-import json
 import time
+from datetime import date
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
@@ -28,6 +28,8 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
+from flight_delays.layout import DataLayout
+from flight_delays.report import RunReport
 from flight_delays.settings import PROJECT_ROOT
 from testing.airflow_harness import DAG_ID, Launcher, log_in, stop_with_sigint, unpause_parsed_dag
 
@@ -189,7 +191,7 @@ def _trigger_and_watch(airflow: Launcher, api: httpx.Client, driver: webdriver.C
     screenshot(driver, "07-run-success.png")
 
     # The run owned 2013-06-30 and used the conf: 7 window days end there, 3 history days before them.
-    report = json.loads((tmp_path / "data" / "reports" / "date=2013-06-30" / "report.json").read_text())
+    report = RunReport.read(DataLayout(tmp_path / "data"), date(2013, 6, 30)).as_dict()
     assert (report["day"], report["days_ingested"]) == ("2013-06-30", 10)
 
 

@@ -45,7 +45,7 @@ def assert_training_run_is_fully_recorded(client: MlflowClient, run_id: str) -> 
     """Everything issue 5 asks a training run to record, on the real run of the DAG."""
     run = client.get_run(run_id)
     assert {k: run.data.tags[k] for k in ("airflow_dag_id", "airflow_task_id", "trainer")} == {
-        "airflow_dag_id": "flight_delay_retraining", "airflow_task_id": "submit_training",
+        "airflow_dag_id": contract.DAG_ID, "airflow_task_id": "submit_training",
         "trainer": "xgboost"}
     assert run.data.tags["airflow_run_id"].startswith("manual__")  # dag.test() names runs by the time
     assert run.data.tags["code_version"] not in ("", "unknown")
@@ -121,7 +121,7 @@ def test_nightly_runs_train_and_register_on_real_data(airflow_db):
     report = report_of(date(2013, 7, 1))
     # The next night only ingests its own day, and computes only its own day's features.
     assert report["days_ingested"] == 1 and report["validation"]["partitions"] == 3
-    name = application_name("features", dag_id="flight_delay_retraining", task_id="submit_features",
+    name = application_name("features", dag_id=contract.DAG_ID, task_id="submit_features",
                             data_interval_start=datetime(2013, 7, 1, tzinfo=timezone.utc))
     features_job = applications.get_application(name, "default")["spec"]["arguments"]
     assert features_job[features_job.index("--start-date") + 1] == "2013-07-01"

@@ -14,6 +14,7 @@ from mlflow import MlflowClient
 
 from devtools.demo import run_dag
 from flight_delays import settings
+from flight_delays.contract import APPLICATION_TAG
 from flight_delays.layout import DataLayout
 from sparkapp import states
 from testing.kubernetes_api import ExecutingSparkOperator, FakeKubernetesApi
@@ -79,4 +80,4 @@ def test_dag_runs_on_the_kubernetes_backend(cluster):
     assert 0.6 <= report["test_metrics"]["test_auc"] <= 0.95
     client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri())
     run = client.get_run(report["model"]["run_id"])
-    assert run.data.tags["spark_application"] in apps
+    assert run.data.tags[APPLICATION_TAG] in apps

@@ -10,14 +10,16 @@ that run's Spark job is running, and checks that no process of the tree is left.
 
 from __future__ import annotations
 
-import json
 import time
+from datetime import date
 from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 from mlflow import MlflowClient
 
+from flight_delays.layout import DataLayout
+from flight_delays.report import RunReport
 from testing.airflow_harness import (
     DAG_ID,
     TRAINING_RUN_TASK_STATES,
@@ -91,7 +93,7 @@ def _run_and_stop(airflow: Launcher, api: httpx.Client, tmp_path: Path) -> None:
     assert [r["dag_run_id"] for r in runs["dag_runs"]] == [run["dag_run_id"]]  # no scheduled run
 
     # The run used the conf: 7 window days end on 2013-06-30, 3 history days before them.
-    report = json.loads((tmp_path / "data" / "reports" / "date=2013-06-30" / "report.json").read_text())
+    report = RunReport.read(DataLayout(tmp_path / "data"), date(2013, 6, 30)).as_dict()
     assert (report["day"], report["days_ingested"], report["validation"]["partitions"]) == (
         "2013-06-30", 10, 21)  # 2013-06-21..30, flights and weather, and the planes table
     assert (report["model"]["version"], report["model"]["alias"]) == ("1", "champion")

@@ -98,7 +98,7 @@ def test_xgboost_fits_with_early_stopping_on_small_arrow_batches(spark):
     for day in range(1, 11):
         frame = pd.DataFrame(rng.uniform(0, 1, size=(300, len(features_job.FEATURE_COLUMNS))),
                              columns=list(features_job.FEATURE_COLUMNS))
-        frame["is_delayed"] = (frame["visib"] + rng.normal(0, 0.2, 300) < 0.5).astype("int32")
+        frame[contract.LABEL_COLUMN] = (frame["visib"] + rng.normal(0, 0.2, 300) < 0.5).astype("int32")
         frame["carrier"] = "AA"
         frame["date"] = date(2013, 6, day)
         frames.append(frame)
@@ -111,7 +111,8 @@ def test_xgboost_fits_with_early_stopping_on_small_arrow_batches(spark):
         booster, predictions, params, importance = fit_xgboost(split, args)
     finally:
         spark.conf.unset("spark.sql.execution.arrow.maxRecordsPerBatch")
-    assert len(predictions) == 600 and list(predictions.columns) == ["is_delayed", "carrier", "p_delayed"]
+    assert len(predictions) == 600
+    assert list(predictions.columns) == [contract.LABEL_COLUMN, "carrier", "p_delayed"]
     assert params["best_iteration"] < 195  # stopped early
     assert booster.num_boosted_rounds() == params["best_iteration"] + 1  # the logged model is the best one
     assert max(importance, key=importance.get) == "visib"

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from flight_delays.contract import FEATURE_COLUMNS, LABEL_COLUMN
+from flight_delays.contract import APPLICATION_TAG, DAG_ID, FEATURE_COLUMNS, LABEL_COLUMN
 from flight_delays.jobs import TRAIN_JOB
 from flight_delays.layout import DataLayout
 from flight_delays.registry import CHAMPION, PromotionRequest, promote, register_model
@@ -54,7 +54,7 @@ def trained(tmp_path_factory):
         "--epochs", "15", "--torch-learning-rate", "0.01", "--early-stopping-rounds", "3",
         "--mlflow-tracking-uri", tracking_uri, "--mlflow-experiment", "train-job",
         "--mlflow-artifact-location", str(root / "artifacts"),
-        "--airflow-dag-id", "flight_delay_retraining", "--airflow-run-id", "manual__test",
+        "--airflow-dag-id", DAG_ID, "--airflow-run-id", "manual__test",
         "--airflow-task-id", "submit_training", "--code-version", "abc123"])
     application = LocalSparkApplicationClient(state_dir=root / "applications").create_application(manifest)
     return layout, tracking_uri, application
@@ -65,9 +65,9 @@ def test_the_torch_trainer_runs_as_a_spark_application_and_records_everything(tr
     assert states.application_state(application) == states.COMPLETED
     client = MlflowClient(tracking_uri=tracking_uri)
     (run,) = client.search_runs([client.get_experiment_by_name("train-job").experiment_id])
-    tags = ("spark_application", "trainer", "code_version", "airflow_run_id")
+    tags = (APPLICATION_TAG, "trainer", "code_version", "airflow_run_id")
     assert {k: run.data.tags[k] for k in tags} == {
-        "spark_application": "train-20130630-torch001", "trainer": "torch", "code_version": "abc123",
+        APPLICATION_TAG: "train-20130630-torch001", "trainer": "torch", "code_version": "abc123",
         "airflow_run_id": "manual__test"}
     params = run.data.params
     assert (params["trainer"], params["num_workers"], params["learning_rate"]) == ("torch", "2", "0.01")

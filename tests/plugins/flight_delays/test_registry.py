@@ -20,7 +20,7 @@ from mlflow import MlflowClient
 from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
 
-from flight_delays.contract import FEATURE_COLUMNS, LABEL_COLUMN
+from flight_delays.contract import APPLICATION_TAG, FEATURE_COLUMNS, LABEL_COLUMN
 from flight_delays.layout import DataLayout
 from flight_delays.registry import (
     CHALLENGER,
@@ -104,7 +104,7 @@ def log_training_run(store, application: str, signal: str, seed: int, rounds: in
     booster = xgb.train({"objective": "binary:logistic", "max_depth": 2, "seed": 0},
                         xgb.DMatrix(x, label=y, feature_names=list(FEATURE_COLUMNS)), num_boost_round=rounds)
     mlflow.set_experiment(EXPERIMENT)
-    with mlflow.start_run(tags={"spark_application": application, "trainer": "xgboost"}):
+    with mlflow.start_run(tags={APPLICATION_TAG: application, "trainer": "xgboost"}):
         mlflow.log_params({"test_start": "2013-06-29", "window_end": "2013-06-30"})
         signature = ModelSignature(inputs=Schema([ColSpec("double", c) for c in FEATURE_COLUMNS]))
         info = mlflow.xgboost.log_model(booster, name="model", signature=signature,
