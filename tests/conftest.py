@@ -74,3 +74,13 @@ def spark():
     )
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def crd_schema() -> dict:
+    """The v1beta2 schema of the released SparkApplication CRD (../shared/crds)."""
+    import yaml
+
+    crd = yaml.safe_load((SHARED_DIR / "crds" / "sparkoperator.k8s.io_sparkapplications.yaml").read_text())
+    (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1beta2"]
+    return version["schema"]["openAPIV3Schema"]

@@ -8,18 +8,6 @@ from datetime import date
 
 import jsonschema
 import pytest
-import yaml
-
-from tests.conftest import SHARED_DIR
-
-CRD_FILE = SHARED_DIR / "crds" / "sparkoperator.k8s.io_sparkapplications.yaml"
-
-
-@pytest.fixture(scope="module")
-def crd_schema() -> dict:
-    crd = yaml.safe_load(CRD_FILE.read_text())
-    (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1beta2"]
-    return version["schema"]["openAPIV3Schema"]
 
 
 def rendered_manifests(conf: dict | None = None) -> list[dict]:
@@ -37,26 +25,6 @@ def test_dag_manifests_validate_against_the_crd(crd_schema, engine, jobs):
     for manifest in manifests:
         jsonschema.validate(manifest, crd_schema)
     assert sorted(m["metadata"]["name"].rsplit("-", 1)[0] for m in manifests) == jobs
-
-
-def test_validation_application_validates_the_days_the_run_ingests(tmp_path, monkeypatch):
-    from devtools.manifests import render_run
-    from flight_delays.ingest import ingest_day
-    from flight_delays.layout import DataLayout
-
-    def validation_arguments() -> list[str]:
-        conf = {"validation_engine": "spark", "window_days": 7, "history_days": 3}
-        return render_run(date(2013, 6, 30), conf)["submit_validation"]["spec"]["arguments"]
-
-    monkeypatch.setenv("FLIGHT_DELAYS_DATA_ROOT", str(tmp_path / "data"))
-    root = str(tmp_path / "data")
-    bootstrap = ",".join(f"2013-06-{d:02d}" for d in range(21, 31))  # history 3 + window 7, none ingested
-    assert validation_arguments() == ["--data-root", root, "--day", "2013-06-30", "--days", bootstrap,
-                                      "--reference"]
-    for day in range(21, 30):
-        ingest_day(DataLayout.from_env(), date(2013, 6, day))
-    assert validation_arguments() == ["--data-root", root, "--day", "2013-06-30", "--days", "2013-06-30",
-                                      "--reference"]
 
 
 def a_features_manifest() -> dict:
@@ -170,15 +138,6 @@ def test_batch_scheduler_resources_are_checked_like_the_crd_checks_them(crd_sche
     assert (crd_accepted, accepted) == (crd_accepts, we_accept)
 
 
-def test_the_device_param_picks_the_training_profile():
-    from devtools.manifests import render_run
-
-    cpu = render_run(date(2013, 6, 30))["submit_training"]["spec"]
-    cuda = render_run(date(2013, 6, 30), {"device": "cuda"})["submit_training"]["spec"]
-    assert "gpu" not in cpu["executor"] and cuda["executor"]["gpu"]["quantity"] == 1
-    assert cuda["arguments"][cuda["arguments"].index("--device") + 1] == "cuda"
-
-
 def test_the_crd_schema_catches_a_wrong_field(crd_schema):
     manifest = rendered_manifests()[0]
     manifest["spec"]["executor"]["instances"] = "two"
@@ -201,33 +160,6 @@ def test_gpu_and_fractional_cpu_fields_validate_against_the_crd(crd_schema):
                                annotations={"airflow.apache.org/run-id": "scheduled__2013-06-30"})
     jsonschema.validate(manifest, crd_schema)
     assert manifest["spec"]["executor"]["gpu"] == {"name": "nvidia.com/gpu", "quantity": 1}
-
-
-def test_make_manifests_writes_the_runs_applications(tmp_path, crd_schema, monkeypatch):
-    from devtools.manifests import main
-
-    # The preview depends on the data root (which days a run would ingest and featurise): an empty one.
-    monkeypatch.setenv("FLIGHT_DELAYS_DATA_ROOT", str(tmp_path / "empty-data-root"))
-    assert main(["--date", "2013-06-30", "--conf", '{"window_days": 14}', "--out", str(tmp_path)]) == 0
-    folder = tmp_path / "2013-06-30"
-    written = sorted(str(p.relative_to(folder)) for p in folder.rglob("*.yaml"))
-    assert written == ["profiles/submit_features.cpu.yaml", "profiles/submit_training.cpu.yaml",
-                       "profiles/submit_training.gpu.yaml", "profiles/submit_validation.cpu.yaml",
-                       "submit_features.yaml", "submit_training.yaml"]
-    features = yaml.safe_load((tmp_path / "2013-06-30" / "submit_features.yaml").read_text())
-    jsonschema.validate(features, crd_schema)
-    arguments = features["spec"]["arguments"]
-    assert arguments[arguments.index("--start-date") + 1] == "2013-06-17"  # 14-day window from the conf
-    assert arguments[arguments.index("--history-start") + 1] == "2013-06-03"
-
-
-def test_make_manifests_refuses_a_bad_conf(tmp_path):
-    from airflow.sdk.exceptions import ParamValidationError
-
-    from devtools.manifests import main
-
-    with pytest.raises(ParamValidationError, match="window_days"):
-        main(["--date", "2013-06-30", "--conf", '{"window_days": 2}', "--out", str(tmp_path)])
 
 
 def restricted_violations(manifest: dict) -> list[str]:
