@@ -32,6 +32,8 @@ def load_dag(dag_file: Path = DAG_FILE, dag_id: str = DAG_ID):
     bag = DagBag(dag_folder=str(dag_file))
     if bag.import_errors:
         raise RuntimeError(f"{dag_file} does not import: {bag.import_errors}")
+    if dag_id not in bag.dags:
+        raise RuntimeError(f"{dag_file} defines no DAG {dag_id!r} (it defines {sorted(bag.dags) or 'none'})")
     return bag.dags[dag_id]
 
 
