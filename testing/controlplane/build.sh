@@ -5,15 +5,18 @@
 #
 #   ${CONTROLPLANE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/flight-delays/controlplane}/
 #       <component>-<version>-<hash>/<component>
+#   (and for kwok, stages.yaml: KWOK's "fast" node and pod stages from the same module)
 #
-# <hash> covers the module's go.mod, go.sum and main.go, the Go version and the
-# build flags, so a change to any of them builds anew and an unchanged one is
+# <hash> covers the module's go.mod, go.sum and main.go, the Go version, the
+# build flags and the recipe number below, so a change to any of them builds anew and an unchanged one is
 # reused. A component already in the cache is skipped: a second run takes
 # seconds. Components build one at a time (the machines have 2 cores).
 #
-# Usage: build.sh [--list] [COMPONENT...]   (default: every component)
+# Usage: build.sh [--list] [--prune] [COMPONENT...]   (default: every component)
 #   --list   print NAME=PATH for each component and exit 0 if all are built,
 #            1 if any is missing (builds nothing).
+#   --prune  also remove the cache's other builds of the components named
+#            (older versions, other go.sum), once the current ones are there.
 # Progress goes to stderr; the last lines on stdout are NAME=PATH, one per
 # component, for scripts (testing/controlplane/harness.py reads them).
 set -euo pipefail
@@ -35,10 +38,12 @@ log() { printf '%s\n' "$*" >&2; }
 die() { log "controlplane build: $*"; exit 1; }
 
 list_only=0
+prune=0
 wanted=()
 for arg in "$@"; do
   case "$arg" in
     --list) list_only=1 ;;
+    --prune) prune=1 ;;
     -h|--help) sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) die "unknown option: $arg" ;;
     *) wanted+=("$arg") ;;
@@ -60,6 +65,8 @@ command -v go >/dev/null 2>&1 || die "Go is not installed (needed: go >= 1.26; h
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS="-trimpath -buildvcs=false -mod=readonly"
 goversion="$(go env GOVERSION)"
 ldflags_base="-s -w"
+# bump when the recipe below changes what a build puts in the cache (the key hashes it)
+recipe=2
 buildflags="$GOFLAGS|$ldflags_base|CGO_ENABLED=$CGO_ENABLED|$(go env GOOS)/$(go env GOARCH)"
 
 # version of MODULE as pinned by FOLDER/go.mod (its replace target when replaced)
@@ -72,7 +79,7 @@ key_hash() {
   {
     cat "$dir/go.mod" "$dir/go.sum"
     find "$dir" -name '*.go' -type f | LC_ALL=C sort | xargs cat
-    printf '%s\n%s\n%s\n' "$goversion" "$buildflags" "$2"
+    printf '%s\n%s\n%s\n%s\n' "$recipe" "$goversion" "$buildflags" "$2"
   } | sha256sum | cut -c1-12
 }
 
@@ -119,15 +126,33 @@ for c in "${components[@]}"; do
     rm -rf "$tmp"
     die "building $name $version (module $vmodule in testing/controlplane/$dir) FAILED; see the Go errors above"
   fi
+  if [ "$name" = kwok ]; then
+    # KWOK's own "fast" stages (what kwokctl configures), from the same pinned module
+    src="$(cd "$here/$dir" && go list -m -f '{{.Dir}}' "$vmodule")/kustomize/stage"
+    for f in node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
+             pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml; do
+      [ -f "$src/$f" ] || { rm -rf "$tmp"; die "kwok $version: stage file $f not found in $src"; }
+      printf -- '---\n' >>"$tmp/stages.yaml"
+      cat "$src/$f" >>"$tmp/stages.yaml"
+    done
+  fi
+  chmod 755 "$tmp"
   rm -rf "$out"
-  mkdir -p "$out"
-  mv "$tmp/$name" "$bin"
-  rm -rf "$tmp"
+  mv "$tmp" "$out"  # whole, or not at all
   trap - EXIT
   secs=$(awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN{printf "%.1f", b-a}')
   size=$(du -h "$bin" | cut -f1)
   log "controlplane: $name $version: built in ${secs}s, $size ($bin)"
 done
+if [ $prune = 1 ] && [ $list_only = 0 ]; then
+  for name in "${!path_of[@]}"; do
+    for old in "$cache/$name"-v*; do
+      [ -d "$old" ] && [ "$old" != "$(dirname "${path_of[$name]}")" ] || continue
+      log "controlplane: $name: removing the older build $old"
+      rm -rf "$old"
+    done
+  done
+fi
 secs=$(awk -v a="$total_start" -v b="$EPOCHREALTIME" 'BEGIN{printf "%.1f", b-a}')
 [ $list_only = 1 ] || log "controlplane: done in ${secs}s (cache $cache)"
 

@@ -14,7 +14,10 @@ temporary folder:
    admission plugins a real cluster has, waiting for ``/readyz``;
 3. kube-controller-manager and kube-scheduler, each with its own client certificate and kubeconfig
    (users ``system:kube-controller-manager`` and ``system:kube-scheduler``, which RBAC's bootstrap
-   policy binds), waiting for their ``/healthz``.
+   policy binds), waiting for their ``/healthz`` and for the ``default`` service account (pods can
+   be created from then on);
+4. with ``kwok=True``, KWOK with its "fast" stages: nodes made by :meth:`ControlPlane.add_node` turn
+   Ready, and pods the scheduler binds to them turn Running (no container runs).
 
 The admin credential is a client certificate in group ``system:masters``, written to
 :attr:`ControlPlane.kubeconfig` for the ``kubernetes`` client or kubectl.
@@ -64,6 +67,8 @@ SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 ADMISSION_PLUGINS = ("NamespaceLifecycle,ServiceAccount,LimitRanger,PodSecurity,ResourceQuota,"
                      "MutatingAdmissionWebhook,ValidatingAdmissionWebhook")
 CORE = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
+POD_CIDR = "10.244.0.0/16"
+KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 
 
 class ControlPlaneError(RuntimeError):
@@ -205,6 +210,7 @@ class ControlPlane:
     """
 
     binaries: dict[str, Path] | None = None
+    kwok: bool = False
     workdir: Path | None = None
     keep: bool = field(default_factory=lambda: os.environ.get("CONTROLPLANE_KEEP") == "1")
     start_timeout: float = 120.0
@@ -219,7 +225,7 @@ class ControlPlane:
         if self.processes:
             raise ControlPlaneError("already started")
         if self.binaries is None:
-            self.binaries = build(CORE)
+            self.binaries = build((*CORE, "kwok") if self.kwok else CORE)
         self._own_workdir = self.workdir is None
         self.workdir = Path(self.workdir or tempfile.mkdtemp(prefix="flight-delays-controlplane-"))
         atexit.register(self.stop)
@@ -229,6 +235,8 @@ class ControlPlane:
             self._start_apiserver()
             self._start_controller_manager()
             self._start_scheduler()
+            if self.kwok:
+                self._start_kwok()
         except BaseException:
             self.stop(remove=False)
             raise
@@ -290,6 +298,18 @@ class ControlPlane:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+    def add_node(self, name: str, *, cpu: str = "32", memory: str = "256Gi", pods: str = "110",
+                 labels: dict | None = None) -> None:
+        """A fake node that KWOK (``kwok=True``) runs pods on: it turns Ready, and its pods Running."""
+        from kubernetes import client
+        capacity = {"cpu": cpu, "memory": memory, "pods": pods}
+        with self.api_client() as api:
+            client.CoreV1Api(api).create_node(client.V1Node(
+                metadata=client.V1ObjectMeta(name=name, annotations={KWOK_NODE_ANNOTATION: "fake"},
+                                             labels={"type": "kwok", "kubernetes.io/hostname": name,
+                                                     **(labels or {})}),
+                status=client.V1NodeStatus(capacity=capacity, allocatable=capacity)))
 
     def kubeconfig_for(self, user: str) -> Path:
         assert self.workdir is not None
@@ -356,6 +376,12 @@ class ControlPlane:
         self.serving_key = self._write("apiserver.key", key)
         self.sa_key = self._write("sa.key", _pem_key(_key()))
         self._ca = ca
+        # the aggregation layer's front proxy: its own CA, and the client the apiserver proxies as
+        front = CertificateAuthority.create("flight-delays-test-front-proxy-ca")
+        self.front_proxy_ca = self._write("front-proxy-ca.crt", _pem_cert(front.cert), 0o644)
+        cert, key = front.issue("front-proxy-client")
+        self.front_proxy_cert = self._write("front-proxy-client.crt", cert)
+        self.front_proxy_key = self._write("front-proxy-client.key", key)
 
     def _kubeconfig(self, user: str, common_name: str, organization: str | None = None) -> Path:
         cert, key = self._ca.issue(common_name, organization=organization)
@@ -413,6 +439,12 @@ class ControlPlane:
             f"--cert-dir={cert_dir}",
             f"--tls-cert-file={self.serving_cert}", f"--tls-private-key-file={self.serving_key}",
             f"--client-ca-file={self.ca}",
+            f"--requestheader-client-ca-file={self.front_proxy_ca}",
+            "--requestheader-allowed-names=front-proxy-client",
+            "--requestheader-username-headers=X-Remote-User", "--requestheader-group-headers=X-Remote-Group",
+            "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+            f"--proxy-client-cert-file={self.front_proxy_cert}",
+            f"--proxy-client-key-file={self.front_proxy_key}",
             f"--service-account-key-file={self.sa_key}", f"--service-account-signing-key-file={self.sa_key}",
             f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
             f"--service-cluster-ip-range={SERVICE_CIDR}",
@@ -434,6 +466,9 @@ class ControlPlane:
             f"--cluster-signing-cert-file={self.ca}", f"--cluster-signing-key-file={self.workdir / 'ca.key'}",
             f"--service-cluster-ip-range={SERVICE_CIDR}", "--profiling=false",
         ], ready=self._https_ready(f"https://127.0.0.1:{port}/healthz", verify=False))
+        # ready for pods: the service account controller made the namespace's default account
+        self._wait(self.processes[-1], self._https_ready(
+            f"{self.server}/api/v1/namespaces/default/serviceaccounts/default", verify=True))
 
     def _start_scheduler(self) -> None:
         port = free_port()
@@ -446,3 +481,19 @@ class ControlPlane:
             f"--cert-dir={self.workdir / 'kube-scheduler-certs'}",
             "--leader-elect=false", "--profiling=false",
         ], ready=self._https_ready(f"https://127.0.0.1:{port}/healthz", verify=False))
+
+    def _start_kwok(self) -> None:
+        kubeconfig = self._kubeconfig("kwok-controller", "kwok-controller", "system:masters")
+        stages = self.binaries["kwok"].parent / "stages.yaml"
+        port = free_port()
+
+        def ready() -> bool:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+                return r.status == 200
+
+        self.start_process("kwok", [
+            str(self.binaries["kwok"]), f"--kubeconfig={kubeconfig}", f"--config={stages}",
+            f"--manage-nodes-with-annotation-selector={KWOK_NODE_ANNOTATION}=fake",
+            f"--cidr={POD_CIDR}", "--node-ip=127.0.0.1", "--node-lease-duration-seconds=40",
+            f"--server-address=127.0.0.1:{port}",
+        ], ready=ready)

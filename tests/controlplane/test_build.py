@@ -76,3 +76,26 @@ def test_start_create_namespace_apply_crd_stop(binaries) -> None:
                 psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
     assert not plane.leftover()
     assert not workdir.exists()
+
+
+def test_kwok_nodes_run_the_pods_the_scheduler_binds(binaries) -> None:
+    from kubernetes import client
+
+    with harness.ControlPlane(binaries=binaries, kwok=True) as plane:
+        plane.add_node("kwok-node-0")
+        with plane.api_client() as api:
+            core = client.CoreV1Api(api)
+            core.create_namespaced_pod("default", client.V1Pod(
+                metadata=client.V1ObjectMeta(name="driver"),
+                spec=client.V1PodSpec(containers=[client.V1Container(name="spark", image="spark:4")])))
+            deadline = time.monotonic() + 60
+            while (pod := core.read_namespaced_pod("driver", "default")).status.phase != "Running":
+                assert time.monotonic() < deadline, pod.status
+                time.sleep(0.2)
+            assert pod.spec.node_name == "kwok-node-0"
+            node = core.read_node("kwok-node-0")
+            assert {c.type: c.status for c in node.status.conditions}["Ready"] == "True"
+        pids = plane.pids()
+    assert [p.name for p in plane.processes] == []
+    assert not [pid for pid in pids if psutil.pid_exists(pid) and
+                psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
