@@ -220,7 +220,12 @@ def create_backfill(api: httpx.Client, body: dict, *, wait_for, attempts: int = 
             assert "Database is locked" in response.text, response.text
             print(f"backfill creation refused (SQLite lock), attempt {attempt}: "
                   "letting the partial one finish")
-            wait_for("the partial backfill to finish", lambda: not _running_backfills(api, body["dag_id"]),
+            # Its runs too: a refused creation may mark the partial backfill complete while runs it
+            # created are still queued or running, and creating again would replace runs the
+            # scheduler holds (it then crashes with ObjectDeletedError).
+            wait_for("the partial backfill and its runs to finish",
+                     lambda: not (_running_backfills(api, body["dag_id"])
+                                  or _unfinished_runs(api, body["dag_id"])),
                      timeout=900, every=5)
             continue
         if response.status_code == 422 and attempt > 1 and "No runs to create" in response.text:
@@ -229,6 +234,12 @@ def create_backfill(api: httpx.Client, body: dict, *, wait_for, attempts: int = 
         assert response.status_code == 200, response.text
         return response.json()
     raise AssertionError("unreachable")
+
+
+def _unfinished_runs(api: httpx.Client, dag_id: str) -> list[dict]:
+    listed = api.get(f"/api/v2/dags/{dag_id}/dagRuns", params={"state": ["queued", "running"]})
+    assert listed.status_code == 200, listed.text
+    return listed.json()["dag_runs"]
 
 
 def _running_backfills(api: httpx.Client, dag_id: str) -> list[dict]:

@@ -11,6 +11,7 @@ from testing.airflow_harness import create_backfill
 
 LOCKED = {"detail": "Database is locked. Backfill creation is not supported on SQLite under concurrent "
                     "access. Please use PostgreSQL or MySQL."}
+NO_RUNS = {"dag_runs": [], "total_entries": 0}
 
 
 def api_answering(answers: list[tuple[str, str, int, dict]], seen: list[tuple[str, str, dict | None]]):
@@ -39,11 +40,32 @@ def test_a_backfill_refused_by_the_sqlite_lock_finishes_then_is_created_again(as
         ("POST", "/api/v2/backfills", 503, LOCKED),
         ("GET", "/api/v2/backfills", 200, {"backfills": [{"id": 1, "completed_at": "2026-11-23T00:00:00Z"},
                                                          {"id": 2, "completed_at": "2026-11-23T00:05:00Z"}]}),
+        ("GET", "/api/v2/dags/d/dagRuns", 200, NO_RUNS),
         ("POST", "/api/v2/backfills", 200, {"id": 3}),
     ], seen)
     assert create_backfill(api, body, wait_for=no_waiting) == {"id": 3}
     assert seen[0][2] == seen[-1][2] == body  # nothing cancelled; the same request again
-    assert [method for method, _, _ in seen] == ["POST", "GET", "POST"]
+    assert [method for method, _, _ in seen] == ["POST", "GET", "GET", "POST"]
+
+
+def test_creating_again_waits_for_the_partial_backfills_runs_even_when_it_is_marked_complete():
+    body = {"dag_id": "d", "from_date": "2013-06-01T00:00:00Z", "to_date": "2013-06-07T00:00:00Z"}
+    complete = {"backfills": [{"id": 2, "completed_at": "2026-11-23T00:05:00Z"}]}
+    api = api_answering([
+        ("POST", "/api/v2/backfills", 503, LOCKED),
+        ("GET", "/api/v2/backfills", 200, complete),
+        ("GET", "/api/v2/dags/d/dagRuns", 200, {"dag_runs": [{"run_id": "backfill__1", "state": "running"}]}),
+        ("GET", "/api/v2/backfills", 200, complete),
+        ("GET", "/api/v2/dags/d/dagRuns", 200, NO_RUNS),
+        ("POST", "/api/v2/backfills", 200, {"id": 3}),
+    ], [])
+    polls = []
+
+    def patient(what, check, timeout, every):
+        while not check():
+            polls.append(what)
+    assert create_backfill(api, body, wait_for=patient) == {"id": 3}
+    assert polls == ["the partial backfill and its runs to finish"]
 
 
 def test_a_partial_backfill_that_created_every_run_is_the_backfill():
@@ -53,6 +75,7 @@ def test_a_partial_backfill_that_created_every_run_is_the_backfill():
     api = api_answering([
         ("POST", "/api/v2/backfills", 503, LOCKED),
         ("GET", "/api/v2/backfills", 200, finished),
+        ("GET", "/api/v2/dags/d/dagRuns", 200, NO_RUNS),
         ("POST", "/api/v2/backfills", 422, {"detail": [{"msg": "No runs to create for dag d"}]}),
         ("GET", "/api/v2/backfills", 200, finished),
     ], [])
