@@ -24,6 +24,7 @@ help:
 	@echo "make demo   - set up, then run the retraining DAG once for DAY=$(DAY) and print its report"
 	@echo "make test   - set up, then run the whole test suite (end-to-end runs included)"
 	@echo "make airflow - start a local Airflow (api-server, scheduler, dag-processor, triggerer) on http://127.0.0.1:$(PORT); Ctrl-C stops it all"
+	@echo "make controlplane - build the test Kubernetes control plane from the Go module proxy (~25 min once, then cached)"
 	@echo "make horovod - build Horovod (torch trainer's second backend) into $(VENV); ~4 min once, needs cmake and g++"
 	@echo "make test-horovod - make horovod, then the Horovod backend's tests (left out of make test)"
 	@echo "make lint   - ruff on the code, hadolint on Dockerfile and Dockerfile.spark"
@@ -77,11 +78,20 @@ browser:
 	  || { "$${apt[@]}" update -q >/dev/null && "$${apt[@]}" install -y -q chromium chromium-driver >/dev/null; } \
 	  || { echo "error: apt could not install chromium chromium-driver (see above)." >&2; exit 1; }
 
-test: $(VENV)/.torch-installed browser
+test: $(VENV)/.torch-installed browser controlplane
 	python -m pytest
 
 test-fast: $(VENV)/.torch-installed
 	python -m pytest -m "not e2e"
+
+# The test control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, the Spark
+# Operator, KWOK), built from the Go module proxy at the versions testing/controlplane/*/go.sum pins,
+# into ~/.cache/flight-delays/controlplane: about 25 minutes once per machine on 2 cores, then seconds.
+.PHONY: controlplane
+controlplane:
+	@command -v go >/dev/null || test -x /usr/local/go/bin/go \
+	  || { echo "error: go not found. The control-plane tests build Kubernetes with Go 1.26 or newer: install it or put its bin/ folder on PATH." >&2; exit 1; }
+	bash testing/controlplane/build.sh >/dev/null
 
 # Horovod, the torch trainer's optional second backend, built from its sdist with C++17 (docs/HOROVOD.md).
 horovod: $(VENV)/.torch-installed
