@@ -82,7 +82,7 @@ test: $(VENV)/.torch-installed browser controlplane
 	python -m pytest
 
 test-fast: $(VENV)/.torch-installed
-	python -m pytest -m "not e2e"
+	python -m pytest -m "not e2e and not controlplane"
 
 # The test control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, the Spark
 # Operator, KWOK), built from the Go module proxy at the versions testing/controlplane/*/go.sum pins,
