@@ -17,7 +17,10 @@ temporary folder:
    policy binds), waiting for their ``/healthz`` and for the ``default`` service account (pods can
    be created from then on);
 4. with ``kwok=True``, KWOK with its "fast" stages: nodes made by :meth:`ControlPlane.add_node` turn
-   Ready, and pods the scheduler binds to them turn Running (no container runs).
+   Ready, and pods the scheduler binds to them turn Running (no container runs);
+5. on :meth:`ControlPlane.start_spark_operator`, the Spark Operator's CRDs, RBAC (as its Helm chart
+   grants, plus NetworkPolicies for Spark 4.3's spark-submit), webhook (TLS from a CA made here,
+   called by ``url:`` at 127.0.0.1) and controller (running the venv's ``pyspark`` spark-submit).
 
 The admin credential is a client certificate in group ``system:masters``, written to
 :attr:`ControlPlane.kubeconfig` for the ``kubernetes`` client or kubectl.
@@ -41,6 +44,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -69,6 +73,11 @@ ADMISSION_PLUGINS = ("NamespaceLifecycle,ServiceAccount,LimitRanger,PodSecurity,
 CORE = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
 POD_CIDR = "10.244.0.0/16"
 KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
+SPARK_OPERATOR_NAMESPACE = "spark-operator"
+SPARK_OPERATOR_WEBHOOK = "spark-operator-webhook"
+SPARK_OPERATOR_CRDS = HERE.parents[2] / "shared" / "crds"
+# the controller also needs SparkConnect (v1alpha1), which shared/crds does not hold; see its SOURCE.md
+SPARK_OPERATOR_EXTRA_CRDS = HERE / "spark-operator" / "crds"
 
 
 class ControlPlaneError(RuntimeError):
@@ -130,14 +139,14 @@ class CertificateAuthority:
     cert: x509.Certificate
 
     @classmethod
-    def create(cls, common_name: str = "flight-delays-test-ca") -> CertificateAuthority:
+    def create(cls, common_name: str = "flight-delays-test-ca", *, days: int = 2) -> CertificateAuthority:
         key = _key()
         now = datetime.datetime.now(datetime.timezone.utc)
         name = _name(common_name)
         cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
                 .public_key(key.public_key()).serial_number(x509.random_serial_number())
                 .not_valid_before(now - datetime.timedelta(minutes=5))
-                .not_valid_after(now + datetime.timedelta(days=2))
+                .not_valid_after(now + datetime.timedelta(days=days))
                 .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
                 .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
                                              content_commitment=False, key_encipherment=False,
@@ -148,7 +157,7 @@ class CertificateAuthority:
         return cls(key, cert)
 
     def issue(self, common_name: str, *, organization: str | None = None, server: bool = False,
-              dns: Iterable[str] = (), ips: Iterable[str] = ()) -> tuple[bytes, bytes]:
+              dns: Iterable[str] = (), ips: Iterable[str] = (), days: int = 2) -> tuple[bytes, bytes]:
         """A leaf certificate and its key, PEM: a client one, or a serving one when ``server``."""
         key = _key()
         now = datetime.datetime.now(datetime.timezone.utc)
@@ -157,7 +166,7 @@ class CertificateAuthority:
                    .issuer_name(self.cert.subject).public_key(key.public_key())
                    .serial_number(x509.random_serial_number())
                    .not_valid_before(now - datetime.timedelta(minutes=5))
-                   .not_valid_after(now + datetime.timedelta(days=2))
+                   .not_valid_after(now + datetime.timedelta(days=days))
                    .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
                    .add_extension(x509.KeyUsage(digital_signature=True, key_encipherment=True,
                                                 content_commitment=False, data_encipherment=False,
@@ -497,3 +506,291 @@ class ControlPlane:
             f"--cidr={POD_CIDR}", "--node-ip=127.0.0.1", "--node-lease-duration-seconds=40",
             f"--server-address=127.0.0.1:{port}",
         ], ready=ready)
+
+    # ------------------------------------------------------------------------- spark operator
+
+    def start_spark_operator(self, namespaces: Iterable[str] = ("default",), *,
+                             namespace: str = SPARK_OPERATOR_NAMESPACE,
+                             crds: Path = SPARK_OPERATOR_CRDS) -> None:
+        """The Spark Operator (its webhook, then its controller) for SparkApplications in ``namespaces``.
+
+        1. applies the released CRDs from ``crds`` (and SparkConnect's, which the controller needs at
+           start, from ``spark-operator/crds``) and waits until they are Established;
+        2. creates ``namespace``, the chart's two service accounts there (``spark-operator-controller``,
+           ``spark-operator-webhook``) and the RBAC the Helm chart v2.5.2 grants them for job namespaces
+           ``namespaces`` (ClusterRoles, and Roles in ``namespace`` and in each job namespace); each
+           process authenticates with a token of its service account (TokenRequest), in a kubeconfig;
+        3. starts ``spark-operator webhook start``: its serving certificate (for 127.0.0.1 and for the
+           Service name the operator checks it against) is signed by a CA made here, valid over a year
+           because the operator throws away a certificate that expires within 180 days; both go into
+           the Secret the webhook reads at start (it generates none then), and the
+           Mutating/ValidatingWebhookConfigurations ``spark-operator-webhook`` call it at
+           ``url: https://127.0.0.1:<port>/...`` (no Service) with that CA as caBundle;
+        4. starts ``spark-operator controller start --namespaces=...`` with ``SPARK_HOME`` the
+           ``pyspark`` package installed beside this Python (so its ``bin/spark-submit`` runs),
+           ``KUBERNETES_SERVICE_HOST``/``PORT`` the apiserver (its ``--master k8s://https://...``), and a
+           ``spark-defaults.conf`` in ``SPARK_CONF_DIR`` that gives spark-submit the CA and the
+           controller's token (``spark.kubernetes.authenticate.submission.*``), as in the chart where
+           spark-submit runs in the controller's pod with its service account.
+        """
+        from kubernetes import client
+        assert self.workdir is not None and self.binaries is not None
+        if "spark-operator" not in self.binaries:
+            self.binaries.update(build(("spark-operator",)))
+        binary = str(self.binaries["spark-operator"])
+        namespaces = list(namespaces)
+        self.spark_operator_namespace = namespace
+        with self.api_client() as api:
+            self._apply_crds(api, sorted(crds.glob("sparkoperator.k8s.io_*.yaml"))
+                             + sorted(SPARK_OPERATOR_EXTRA_CRDS.glob("sparkoperator.k8s.io_*.yaml")))
+            core = client.CoreV1Api(api)
+            for ns in dict.fromkeys([namespace, *namespaces]):
+                self._ensure_namespace(core, ns)
+            tokens = self._spark_operator_rbac(api, namespace, namespaces)
+
+            # the webhook's certificate, in the Secret its certificate provider reads
+            svc, svc_ns = "spark-operator-webhook-svc", namespace
+            webhook_ca = CertificateAuthority.create("spark-operator-webhook-ca", days=400)
+            cert, key = webhook_ca.issue(f"{svc}.{svc_ns}.svc", server=True, ips=["127.0.0.1"],
+                                         dns=["localhost", f"{svc}.{svc_ns}.svc"], days=400)
+            ca_pem = _pem_cert(webhook_ca.cert)
+            self._write("spark-operator-webhook-ca.crt", ca_pem, 0o644)
+            core.create_namespaced_secret(namespace, client.V1Secret(
+                metadata=client.V1ObjectMeta(name=SPARK_OPERATOR_WEBHOOK), string_data={
+                    "ca-key.pem": _pem_key(webhook_ca.key).decode(), "ca-cert.pem": ca_pem.decode(),
+                    "server-key.pem": key.decode(), "server-cert.pem": cert.decode()}))
+            port = free_port()
+            self.spark_operator_webhook_port = port
+            self._create_webhook_configurations(api, port, ca_pem, namespaces)
+
+        kubeconfigs = {name: self._token_kubeconfig(name, token) for name, token in tokens.items()}
+        cert_dir = self.workdir / "spark-operator-webhook-certs"
+        cert_dir.mkdir(exist_ok=True)
+        common = [f"--namespaces={','.join(namespaces)}", "--zap-log-level=info", "--zap-encoder=console"]
+        probe = free_port()
+        self.start_process("spark-operator-webhook", [
+            binary, "webhook", "start", f"--kubeconfig={kubeconfigs['spark-operator-webhook']}", *common,
+            f"--webhook-port={port}", f"--webhook-cert-dir={cert_dir}",
+            f"--webhook-secret-name={SPARK_OPERATOR_WEBHOOK}", f"--webhook-secret-namespace={namespace}",
+            f"--webhook-svc-name={svc}", f"--webhook-svc-namespace={svc_ns}",
+            f"--mutating-webhook-name={SPARK_OPERATOR_WEBHOOK}",
+            f"--validating-webhook-name={SPARK_OPERATOR_WEBHOOK}",
+            f"--health-probe-bind-address=127.0.0.1:{probe}",
+        ], ready=self._http_ready(f"http://127.0.0.1:{probe}/readyz"))
+        # the apiserver reaches it, with the CA given: a TLS handshake against the webhook's port
+        self._wait(self.processes[-1], self._tls_ready(port, self.workdir / "spark-operator-webhook-ca.crt"))
+
+        spark_home = self._spark_home()
+        conf_dir = self.workdir / "spark-conf"
+        conf_dir.mkdir(exist_ok=True)
+        (conf_dir / "spark-defaults.conf").write_text("\n".join([
+            f"spark.kubernetes.authenticate.submission.caCertFile {self.ca}",
+            "spark.kubernetes.authenticate.submission.oauthTokenFile "
+            f"{self.workdir / 'spark-operator-controller.token'}",
+            "",
+        ]))
+        host, _, api_port = self.server.removeprefix("https://").rpartition(":")
+        probe = free_port()
+        self.start_process("spark-operator-controller", [
+            binary, "controller", "start", f"--kubeconfig={kubeconfigs['spark-operator-controller']}",
+            *common,
+            f"--health-probe-bind-address=127.0.0.1:{probe}",
+        ], env={"SPARK_HOME": str(spark_home), "SPARK_CONF_DIR": str(conf_dir),
+                "KUBECONFIG": str(kubeconfigs["spark-operator-controller"]),
+                "KUBERNETES_SERVICE_HOST": host, "KUBERNETES_SERVICE_PORT": api_port,
+                "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"},
+           ready=self._http_ready(f"http://127.0.0.1:{probe}/readyz"))
+
+    @staticmethod
+    def _spark_home() -> Path:
+        import importlib.util
+        spec = importlib.util.find_spec("pyspark")
+        if spec is None or not spec.submodule_search_locations:
+            raise ControlPlaneError("pyspark is not installed: the Spark Operator runs its bin/spark-submit")
+        home = Path(next(iter(spec.submodule_search_locations)))
+        if not (home / "bin" / "spark-submit").exists():
+            raise ControlPlaneError(f"no bin/spark-submit in {home}")
+        return home
+
+    @staticmethod
+    def _http_ready(url: str) -> Callable[[], bool]:
+        def ready() -> bool:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                return r.status == 200
+        return ready
+
+    @staticmethod
+    def _tls_ready(port: int, cafile: Path) -> Callable[[], bool]:
+        def ready() -> bool:
+            ctx = ssl.create_default_context(cafile=str(cafile))
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
+                with ctx.wrap_socket(sock, server_hostname="127.0.0.1"):
+                    return True
+        return ready
+
+    @staticmethod
+    def _ensure_namespace(core, name: str) -> None:
+        from kubernetes import client
+        from kubernetes.client.exceptions import ApiException
+        try:
+            core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+        except ApiException as e:
+            if e.status != 409:
+                raise
+
+    def _apply_crds(self, api, paths: list[Path]) -> None:
+        from kubernetes import client
+        if not paths:
+            raise ControlPlaneError("no Spark Operator CRDs found")
+        ext = client.ApiextensionsV1Api(api)
+        names = []
+        for path in paths:
+            crd = yaml.safe_load(path.read_text())
+            ext.create_custom_resource_definition(crd)
+            names.append(crd["metadata"]["name"])
+        deadline = time.monotonic() + self.start_timeout
+        for name in names:
+            while True:
+                got = ext.read_custom_resource_definition(name)
+                conditions = {c.type: c.status for c in (got.status.conditions or [])}
+                if conditions.get("Established") == "True":
+                    break
+                if time.monotonic() > deadline:
+                    raise ControlPlaneError(f"CRD {name} not Established: {conditions}")
+                time.sleep(0.2)
+
+    def _create_webhook_configurations(self, api, port: int, ca_pem: bytes, namespaces: list[str]) -> None:
+        """The chart's two webhook configurations, each webhook by ``url:`` rather than a Service."""
+        import base64
+        ca_bundle = base64.b64encode(ca_pem).decode()
+        selector = {"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "In",
+                                          "values": namespaces}]}
+
+        def hook(name: str, path: str, group: str, version: str, resource: str, operations: list[str],
+                 **extra) -> dict:
+            return {"name": name, "admissionReviewVersions": ["v1"], "sideEffects": "None",
+                    "failurePolicy": "Fail", "timeoutSeconds": 10, "namespaceSelector": selector,
+                    "clientConfig": {"url": f"https://127.0.0.1:{port}{path}", "caBundle": ca_bundle},
+                    "rules": [{"apiGroups": [group], "apiVersions": [version], "resources": [resource],
+                               "operations": operations}], **extra}
+
+        g, v = "sparkoperator.k8s.io", "v1beta2"
+        mutating = {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
+                    "metadata": {"name": SPARK_OPERATOR_WEBHOOK}, "webhooks": [
+                        hook("mutate--v1-pod.sparkoperator.k8s.io", "/mutate--v1-pod", "", "v1", "pods",
+                             ["CREATE"], objectSelector={"matchLabels": {
+                                 "sparkoperator.k8s.io/launched-by-spark-operator": "true"}}),
+                        hook("mutate-sparkoperator-k8s-io-v1beta2-sparkapplication.sparkoperator.k8s.io",
+                             "/mutate-sparkoperator-k8s-io-v1beta2-sparkapplication", g, v,
+                             "sparkapplications", ["CREATE", "UPDATE"]),
+                        hook("mutate-sparkoperator-k8s-io-v1beta2-scheduledsparkapplication.sparkoperator.k8s.io",
+                             "/mutate-sparkoperator-k8s-io-v1beta2-scheduledsparkapplication", g, v,
+                             "scheduledsparkapplications", ["CREATE", "UPDATE"]),
+                        hook("mutate-sparkoperator-k8s-io-v1alpha1-sparkconnect.sparkoperator.k8s.io",
+                             "/mutate-sparkoperator-k8s-io-v1alpha1-sparkconnect", g, "v1alpha1",
+                             "sparkconnects", ["CREATE", "UPDATE"])]}
+        validating = {"apiVersion": "admissionregistration.k8s.io/v1",
+                      "kind": "ValidatingWebhookConfiguration",
+                      "metadata": {"name": SPARK_OPERATOR_WEBHOOK}, "webhooks": [
+                          hook("validate-sparkoperator-k8s-io-v1beta2-sparkapplication.sparkoperator.k8s.io",
+                               "/validate-sparkoperator-k8s-io-v1beta2-sparkapplication", g, v,
+                               "sparkapplications", ["CREATE", "UPDATE"]),
+                          hook("validate-sparkoperator-k8s-io-v1beta2-scheduledsparkapplication"
+                               ".sparkoperator.k8s.io",
+                               "/validate-sparkoperator-k8s-io-v1beta2-scheduledsparkapplication", g, v,
+                               "scheduledsparkapplications", ["CREATE", "UPDATE"]),
+                          hook("validate-sparkoperator-k8s-io-v1alpha1-sparkconnect.sparkoperator.k8s.io",
+                               "/validate-sparkoperator-k8s-io-v1alpha1-sparkconnect", g, "v1alpha1",
+                               "sparkconnects", ["CREATE", "UPDATE"])]}
+        from kubernetes import client
+        adm = client.AdmissionregistrationV1Api(api)
+        adm.create_mutating_webhook_configuration(mutating)
+        adm.create_validating_webhook_configuration(validating)
+
+    def _token_kubeconfig(self, user: str, token: str) -> Path:
+        token_file = self._write(f"{user}.token", token)
+        config = {
+            "apiVersion": "v1", "kind": "Config", "current-context": user,
+            "clusters": [{"name": "local", "cluster": {"server": self.server,
+                                                       "certificate-authority": str(self.ca)}}],
+            "users": [{"name": user, "user": {"tokenFile": str(token_file)}}],
+            "contexts": [{"name": user, "context": {"cluster": "local", "user": user}}],
+        }
+        return self._write(f"{user}.kubeconfig", yaml.safe_dump(config))
+
+    def _spark_operator_rbac(self, api, namespace: str, namespaces: list[str]) -> dict[str, str]:
+        """The chart's service accounts and RBAC (jobNamespaces = ``namespaces``); a token of each."""
+        from kubernetes import client
+        core, rbac = client.CoreV1Api(api), client.RbacAuthorizationV1Api(api)
+        g = "sparkoperator.k8s.io"
+
+        def rule(groups, resources, verbs, names=None) -> dict:
+            r = {"apiGroups": groups, "resources": resources, "verbs": verbs}
+            if names:
+                r["resourceNames"] = names
+            return r
+
+        events = rule([""], ["events"], ["create", "update", "patch"])
+        controller_rules = [
+            rule([""], ["pods"], ["get", "list", "watch", "create", "update", "delete"]),
+            rule([""], ["configmaps"], ["get", "list", "watch", "create", "update", "patch"]),
+            rule([""], ["services"], ["get", "list", "watch", "create", "update", "patch", "delete"]),
+            events,
+            rule(["extensions", "networking.k8s.io"], ["ingresses"], ["get", "create", "update", "delete"]),
+            # not in the chart: spark-submit of Spark 4.3 (the pyspark here; the operator's image has 4.0)
+            # server-side-applies a NetworkPolicy per application, and is refused (403) without this
+            rule(["networking.k8s.io"], ["networkpolicies"],
+                 ["get", "list", "watch", "create", "update", "patch", "delete"]),
+            rule([g], ["sparkapplications"], ["get", "list", "watch", "create", "delete"]),
+            rule([g], ["scheduledsparkapplications", "sparkconnects"], ["get", "list", "watch"]),
+            rule([g], ["sparkapplications/status", "sparkconnects/status",
+                       "scheduledsparkapplications/status"], ["update"]),
+            rule([g], ["sparkapplications/finalizers"], ["update"]),
+            rule([g], ["scheduledsparkapplications/finalizers"], ["update"]),
+            rule([g], ["sparkconnects/finalizers"], ["update"]),
+        ]
+        webhook_rules = [
+            rule([""], ["resourcequotas"], ["list"]),
+            rule([""], ["pods"], ["list", "watch"]),
+            rule([g], ["sparkapplications", "scheduledsparkapplications"], ["get", "list", "watch"]),
+        ]
+        grants = {
+            "spark-operator-controller": {
+                "cluster": [rule(["apiextensions.k8s.io"], ["customresourcedefinitions"], ["get"])],
+                "own": controller_rules if namespace in namespaces else [events],
+                "jobs": controller_rules,
+            },
+            "spark-operator-webhook": {
+                "cluster": [
+                    rule(["admissionregistration.k8s.io"],
+                         ["mutatingwebhookconfigurations", "validatingwebhookconfigurations"],
+                         ["list", "watch"]),
+                    rule(["admissionregistration.k8s.io"],
+                         ["mutatingwebhookconfigurations", "validatingwebhookconfigurations"],
+                         ["get", "update"], [SPARK_OPERATOR_WEBHOOK]),
+                ],
+                "own": [rule([""], ["secrets"], ["create"]),
+                        rule([""], ["secrets"], ["get", "update"], [SPARK_OPERATOR_WEBHOOK]),
+                        *(webhook_rules if namespace in namespaces else [])],
+                "jobs": webhook_rules,
+            },
+        }
+        tokens = {}
+        for name, grant in grants.items():
+            core.create_namespaced_service_account(namespace, client.V1ServiceAccount(
+                metadata=client.V1ObjectMeta(name=name)))
+            subjects = [{"kind": "ServiceAccount", "name": name, "namespace": namespace}]
+            rbac.create_cluster_role({"metadata": {"name": name}, "rules": grant["cluster"]})
+            rbac.create_cluster_role_binding({"metadata": {"name": name}, "subjects": subjects, "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name}})
+            for ns in dict.fromkeys([namespace, *namespaces]):
+                rules = grant["own"] if ns == namespace else grant["jobs"]
+                rbac.create_namespaced_role(ns, {"metadata": {"name": name}, "rules": rules})
+                rbac.create_namespaced_role_binding(ns, {"metadata": {"name": name}, "subjects": subjects,
+                                                         "roleRef": {"apiGroup": "rbac.authorization.k8s.io",
+                                                                     "kind": "Role", "name": name}})
+            request = core.create_namespaced_service_account_token(
+                name, namespace, client.AuthenticationV1TokenRequest(
+                    spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=2 * 24 * 3600)))
+            tokens[name] = request.status.token
+        return tokens
