@@ -30,7 +30,7 @@ def no_waiting(what, check, timeout, every):
     assert check(), what
 
 
-@pytest.mark.parametrize("asked", [None, "none", "completed"])
+@pytest.mark.parametrize("asked", [None, "none", "failed"])  # "completed": the tests below
 def test_a_backfill_refused_by_the_sqlite_lock_finishes_then_is_created_again(asked):
     body = {"dag_id": "d", "from_date": "2013-06-01T00:00:00Z", "to_date": "2013-06-07T00:00:00Z"}
     if asked:
@@ -91,3 +91,48 @@ def test_other_refusals_and_a_lock_that_persists_fail():
     api = api_answering([("POST", "/api/v2/backfills", 503, LOCKED)], [])
     with pytest.raises(AssertionError, match="Database is locked"):
         create_backfill(api, body, wait_for=no_waiting, attempts=1)
+
+
+def test_a_refused_reprocessing_backfill_continues_from_the_first_day_not_rerun():
+    body = {"dag_id": "d", "from_date": "2013-06-01T00:00:00Z", "to_date": "2013-06-04T00:00:00Z",
+            "reprocess_behavior": "completed"}
+    partial = {"backfills": [{"id": 1, "completed_at": "2026-11-23T00:00:00Z",
+                              "created_at": "2026-11-23T00:00:00Z"},
+                             {"id": 2, "completed_at": "2026-11-23T00:09:00Z",
+                              "created_at": "2026-11-23T00:05:00Z"}]}
+
+    def run(day: int, queued: str) -> dict:
+        return {"logical_date": f"2013-06-0{day}T00:00:00Z", "queued_at": queued}
+
+    # The partial backfill (created 00:05) reran June 1st and 2nd; 3rd and 4th were queued by the first.
+    runs = {"dag_runs": [run(1, "2026-11-23T00:05:01Z"), run(2, "2026-11-23T00:05:02Z"),
+                         run(3, "2026-11-23T00:01:00Z"), run(4, "2026-11-23T00:02:00Z")]}
+    seen = []
+    api = api_answering([
+        ("POST", "/api/v2/backfills", 503, LOCKED),
+        ("GET", "/api/v2/backfills", 200, partial),
+        ("GET", "/api/v2/dags/d/dagRuns", 200, NO_RUNS),
+        ("GET", "/api/v2/backfills", 200, partial),
+        ("GET", "/api/v2/dags/d/dagRuns", 200, runs),
+        ("POST", "/api/v2/backfills", 200, {"id": 3}),
+    ], seen)
+    assert create_backfill(api, body, wait_for=no_waiting) == {"id": 3}
+    assert seen[-1][2] == {**body, "from_date": "2013-06-03T00:00:00Z"}
+
+
+def test_a_partial_reprocessing_backfill_that_reran_every_day_is_the_backfill():
+    body = {"dag_id": "d", "from_date": "2013-06-01T00:00:00Z", "to_date": "2013-06-02T00:00:00Z",
+            "reprocess_behavior": "completed"}
+    partial = {"backfills": [{"id": 2, "completed_at": "2026-11-23T00:09:00Z",
+                              "created_at": "2026-11-23T00:05:00Z"}]}
+    runs = {"dag_runs": [{"logical_date": "2013-06-01T00:00:00Z", "queued_at": "2026-11-23T00:05:01Z"},
+                         {"logical_date": "2013-06-02T00:00:00Z", "queued_at": "2026-11-23T00:05:02Z"}]}
+    api = api_answering([
+        ("POST", "/api/v2/backfills", 503, LOCKED),
+        ("GET", "/api/v2/backfills", 200, partial),
+        ("GET", "/api/v2/dags/d/dagRuns", 200, NO_RUNS),
+        ("GET", "/api/v2/backfills", 200, partial),
+        ("GET", "/api/v2/dags/d/dagRuns", 200, runs),
+        ("GET", "/api/v2/backfills", 200, partial),
+    ], [])
+    assert create_backfill(api, body, wait_for=no_waiting) == partial["backfills"][0]
