@@ -56,7 +56,8 @@ class Fault:
     times: int = 1
     headers: dict = field(default_factory=dict)
     store_anyway: bool = False
-    latency: float = 0.0
+    latency: float = 0.0  # with ``status`` 0: a slow answer, then the real one
+    message: str | None = None  # the Status message (default: "injected <reason>")
 
 
 class FakeKubernetesApi:
@@ -69,6 +70,7 @@ class FakeKubernetesApi:
         self.faults: list[Fault] = []
         self.requests: list[tuple[str, str]] = []
         self.created: list[str] = []
+        self.held: set[tuple[str, str]] = set()
         self._resource_version = 0
         self._lock = threading.RLock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -114,17 +116,41 @@ class FakeKubernetesApi:
             app["status"] = status
             app["metadata"]["resourceVersion"] = self._next_version()
 
-    def age(self, namespace: str, name: str, seconds: float) -> None:
-        """Make an application look ``seconds`` older (its creationTimestamp moves back)."""
+    def age(self, namespace: str, name: str, seconds: float, *, attempt_only: bool = False) -> None:
+        """Make an application look ``seconds`` older: its creationTimestamp and its
+        lastSubmissionAttemptTime move back (only the latter with ``attempt_only``)."""
+        def back(value: str) -> str:
+            moved = datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ") - timedelta(seconds=seconds)
+            return moved.strftime("%Y-%m-%dT%H:%M:%SZ")
+
         with self._lock:
-            meta = self.apps[(namespace, name)]["metadata"]
-            created = datetime.strptime(meta["creationTimestamp"], "%Y-%m-%dT%H:%M:%SZ")
-            meta["creationTimestamp"] = (created - timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+            app = self.apps[(namespace, name)]
+            if not attempt_only:
+                app["metadata"]["creationTimestamp"] = back(app["metadata"]["creationTimestamp"])
+            status = app.get("status", {})
+            if status.get("lastSubmissionAttemptTime"):
+                status["lastSubmissionAttemptTime"] = back(status["lastSubmissionAttemptTime"])
+
+    def hold_deletion(self, namespace: str, name: str) -> None:
+        """Make the next DELETE of the application set ``deletionTimestamp`` and keep it (as a cluster
+        does while the garbage collector removes its dependents) until :meth:`finish_deletion`."""
+        with self._lock:
+            self.held.add((namespace, name))
+
+    def finish_deletion(self, namespace: str, name: str) -> None:
+        with self._lock:
+            self.held.discard((namespace, name))
+            if self.apps.get((namespace, name), {}).get("metadata", {}).get("deletionTimestamp"):
+                self.delete_app(namespace, name)
 
     def delete_app(self, namespace: str, name: str) -> bool:
         with self._lock:
+            if (namespace, name) in self.held and (namespace, name) in self.apps:
+                self.apps[(namespace, name)]["metadata"]["deletionTimestamp"] = _now()
+                return True
             removed = self.apps.pop((namespace, name), None)
-            self.pods.pop((namespace, f"{name}-driver"), None)
+            driver = (removed or {}).get("status", {}).get("driverInfo", {}).get("podName", f"{name}-driver")
+            self.pods.pop((namespace, driver), None)
             return removed is not None
 
     # -- HTTP ----------------------------------------------------------------------------------
@@ -175,8 +201,8 @@ class FakeKubernetesApi:
                     if fault.status:
                         reason = {401: "Unauthorized", 403: "Forbidden", 429: "TooManyRequests"}.get(
                             fault.status, "InternalError")
-                        self._send(fault.status, status_body(fault.status, reason, f"injected {reason}"),
-                                   fault.headers)
+                        message = fault.message or f"injected {reason}"
+                        self._send(fault.status, status_body(fault.status, reason, message), fault.headers)
                         return
                 code, answer, text = api._route(method, url, body)
                 self._send(code, answer, text=text)
@@ -264,7 +290,8 @@ class FakeKubernetesApi:
 
 #: A scenario: the states an application walks through, one per step. Each step may also say
 #: what the driver pod is doing ("Pending" with an unschedulable message, "Running", "Succeeded",
-#: "Failed"), add driver log lines, set an error message, or delete the application.
+#: "Failed"), name it (``pod_name``; default ``<app>-driver``), add driver log lines, set an error
+#: message, or delete the application.
 Step = dict
 
 
@@ -302,14 +329,18 @@ class SimulatedSparkOperator:
         state = {"state": step["state"]}
         if "error" in step:
             state["errorMessage"] = step["error"]
+        pod_name = step.get("pod_name", f"{name}-driver")
         status = {"applicationState": state, "submissionAttempts": step.get("attempts", 1),
-                  "driverInfo": {"podName": f"{name}-driver", "webUIAddress": "10.0.0.7:4040",
+                  "driverInfo": {"podName": pod_name, "webUIAddress": "10.0.0.7:4040",
                                  "webUIServiceName": f"{name}-ui-svc", "webUIPort": 4040}}
         # As the operator does: the submission time once submitted, Spark's application id once
         # the driver runs, the termination time at the end.
         before = self.api.apps[(namespace, name)].get("status", {})
+        resubmitted = step["state"] == "SUBMITTED" and before.get("applicationState", {}).get(
+            "state") != "SUBMITTED"
         if step["state"] not in ("", "SUBMISSION_FAILED"):
-            status["lastSubmissionAttemptTime"] = before.get("lastSubmissionAttemptTime") or _now()
+            earlier = before.get("lastSubmissionAttemptTime")
+            status["lastSubmissionAttemptTime"] = _now() if resubmitted or not earlier else earlier
         if "sparkApplicationId" in before or step["state"] in ("RUNNING", "SUCCEEDING", "COMPLETED",
                                                                  "FAILING"):
             status["sparkApplicationId"] = before.get("sparkApplicationId") or f"spark-{uuid.uuid4().hex}"
@@ -317,7 +348,7 @@ class SimulatedSparkOperator:
             status["terminationTime"] = _now()
         self.api.set_status(namespace, name, status)
         pod_phase = step.get("pod")
-        pod_key = (namespace, f"{name}-driver")
+        pod_key = (namespace, pod_name)
         if pod_phase:
             conditions = []
             if step.get("unschedulable"):

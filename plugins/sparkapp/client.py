@@ -50,15 +50,21 @@ class SparkApplicationClient(Protocol):
         ...
 
     def delete_application(self, name: str, namespace: str) -> bool:
-        """Delete the application; return False if it did not exist."""
+        """Request the application's deletion; return False if it did not exist.
+
+        On a cluster it may still be read for a while, with ``metadata.deletionTimestamp`` set,
+        until its pods and other dependents are gone.
+        """
         ...
 
-    def read_driver_log(self, name: str, namespace: str, tail_lines: int) -> list[str] | None:
-        """The driver's last log lines, or None where there is no driver pod to read."""
+    def read_driver_log(self, application: dict, tail_lines: int) -> list[str] | None:
+        """The last log lines of ``application``'s driver, or None where there is no driver pod to
+        read. Raise :class:`SparkApplicationApiError` when the read fails."""
         ...
 
-    def driver_pending_reason(self, name: str, namespace: str) -> str | None:
-        """Why the driver has not started (e.g. ``Unschedulable: … Insufficient nvidia.com/gpu``)."""
+    def driver_pending_reason(self, application: dict) -> str | None:
+        """Why ``application``'s driver has not started (e.g. ``Unschedulable: … Insufficient
+        nvidia.com/gpu``). Raise :class:`SparkApplicationApiError` when the read fails."""
         ...
 
     def check_access(self, namespace: str | None) -> str:

@@ -58,23 +58,52 @@ def error_message(application: dict) -> str:
 STARTUP_STATES = frozenset({NEW, SUBMITTED})
 
 
+def _timestamp(value: str) -> datetime:
+    """A Kubernetes ``metav1.Time`` (RFC 3339, ``Z``; MicroTime's fraction allowed) as UTC."""
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(timezone.utc)
+
+
+def _seconds_since(value: str | None, now: datetime | None) -> float:
+    if not value:
+        return 0.0
+    return ((now or datetime.now(timezone.utc)) - _timestamp(value)).total_seconds()
+
+
 def age_seconds(application: dict, now: datetime | None = None) -> float:
     """Seconds since the application's ``creationTimestamp`` (0 when it has none)."""
-    created = application.get("metadata", {}).get("creationTimestamp")
-    if not created:
-        return 0.0
-    started = datetime.strptime(created, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
-    return ((now or datetime.now(timezone.utc)) - started).total_seconds()
+    return _seconds_since(application.get("metadata", {}).get("creationTimestamp"), now)
+
+
+def attempt_seconds(application: dict, now: datetime | None = None) -> float:
+    """Seconds since the current submission attempt: ``status.lastSubmissionAttemptTime``, which the
+    operator sets on every submission, a rerun under ``restartPolicy: OnFailure`` included; before
+    the first submission, since the application's creation."""
+    submitted = application.get("status", {}).get("lastSubmissionAttemptTime")
+    return _seconds_since(submitted, now) if submitted else age_seconds(application, now)
+
+
+def driver_pod_name(application: dict) -> str | None:
+    """The driver pod the operator recorded (``status.driverInfo.podName``), or None before it has."""
+    return application.get("status", {}).get("driverInfo", {}).get("podName") or None
+
+
+def is_being_deleted(application: dict) -> bool:
+    """True once deletion was requested (``metadata.deletionTimestamp``): it will be gone soon."""
+    return bool(application.get("metadata", {}).get("deletionTimestamp"))
 
 
 def waiting_verdict(application: dict, *, startup_timeout: float, deadline: float) -> str | None:
-    """What ends the wait: "terminal", "startup_timeout", "deadline", or None to keep waiting."""
+    """What ends the wait: "terminal", "startup_timeout", "deadline", or None to keep waiting.
+
+    The start-up clock runs from the current submission attempt (:func:`attempt_seconds`), so a
+    rerun after a driver failure gets its own ``startup_timeout``; the overall ``deadline`` runs from
+    the application's creation, across reruns.
+    """
     state = application_state(application)
     if state in TERMINAL_STATES:
         return "terminal"
-    age = age_seconds(application)
-    if state in STARTUP_STATES and age > startup_timeout:
+    if state in STARTUP_STATES and attempt_seconds(application) > startup_timeout:
         return "startup_timeout"
-    if age > deadline:
+    if age_seconds(application) > deadline:
         return "deadline"
     return None

@@ -20,6 +20,12 @@ worker crash between create and wait (retry)   409 → same run and spec → ado
 retry after the app FAILED                     409 → failed leftover → deleted and recreated: 1 app
 task cleared after the app COMPLETED           409 → finished leftover → recreated: the stage reruns
 another run's app still RUNNING                refused with a conflict naming the other run; untouched
+a finished app this task did not create        refused with a conflict naming its creator; untouched
+retry while the app is being deleted           not adopted: waits until it is gone, then creates it
+the driver pod has another name                the log is read from status.driverInfo.podName
+5xx on the driver-log read after COMPLETED     retried; still failing: the task succeeds, with a warning
+pod read failing at the start-up deadline      the app is still deleted; the reason says the read failed
+pods refused by Pod Security                   fails naming the Spark Operator's webhook
 task killed while waiting                      on_kill deletes the app: 0 apps
 429 with Retry-After / connection resets       survived (reads are retried with backoff)
 on reads
@@ -33,6 +39,7 @@ The hook's own answers to the API (a 422 on an invalid name, 404s, refused listi
 from __future__ import annotations
 
 import re
+import threading
 
 import pytest
 
@@ -246,3 +253,85 @@ def test_unauthorized_create_fails_at_once_with_the_api_message(fake_k8s):
 def test_namespace_comes_from_the_connection_when_the_task_names_none(fake_k8s):
     name = submit()
     assert (NAMESPACE, name) in fake_k8s.apps
+
+
+def test_a_finished_application_this_task_did_not_create_is_left_alone(fake_k8s, controller):
+    name = submit()
+    for _ in range(4):
+        controller.step()
+    for key in ("airflow.apache.org/dag-id", "airflow.apache.org/task-id"):  # created by hand, say
+        del fake_k8s.apps[(NAMESPACE, name)]["metadata"]["annotations"][key]
+    with pytest.raises(SparkApplicationConflict) as raised:
+        submit()
+    assert str(raised.value) == (
+        f"SparkApplication {name} in namespace {NAMESPACE} already exists (COMPLETED) and was not created by "
+        f"this task (its creator: not Airflow); it is left alone: delete it (kubectl delete sparkapplication "
+        f"{name} -n {NAMESPACE}), then retry this task")
+    assert fake_k8s.created == [name] and fake_k8s.count("DELETE", name) == 0
+
+
+def test_an_application_being_deleted_is_not_adopted(fake_k8s, controller):
+    name = submit()
+    controller.step()
+    fake_k8s.hold_deletion(NAMESPACE, name)
+    sensor_for(name).on_kill()  # deletion requested; the garbage collector is still at work
+    assert fake_k8s.apps[(NAMESPACE, name)]["metadata"]["deletionTimestamp"]
+    threading.Timer(1.5, fake_k8s.finish_deletion, (NAMESPACE, name)).start()
+    assert submit() == name  # the retry waits until it is gone, then creates it anew
+    assert fake_k8s.created == [name, name]
+    assert "deletionTimestamp" not in fake_k8s.apps[(NAMESPACE, name)]["metadata"]
+    assert wait(sensor_for(name), controller)
+
+
+def test_the_driver_log_is_read_from_the_pod_the_operator_recorded(fake_k8s, controller, capsys):
+    controller.script("features", [{"state": "RUNNING", "pod": "Running", "pod_name": "spark-1a2b-driver",
+                                    "log": ["wrote 5 rows"]},
+                                   {"state": "COMPLETED", "pod": "Succeeded",
+                                    "pod_name": "spark-1a2b-driver"}])
+    name = submit()
+    assert wait(sensor_for(name), controller)
+    assert "wrote 5 rows" in capsys.readouterr().out
+    assert fake_k8s.count("GET", "pods/spark-1a2b-driver/log$") == 1
+    assert fake_k8s.count("GET", f"pods/{name}-driver") == 0
+
+
+def test_a_failing_driver_log_read_after_completed_is_a_warning(fake_k8s, controller, capsys):
+    name = submit()
+    for _ in range(3):
+        controller.step()
+    fake_k8s.inject(Fault("GET", f"pods/{name}-driver/log$", 500, times=99))
+    ti = RecordingTaskInstance()
+    assert wait(sensor_for(name), controller, ti=ti)
+    assert [key for key, _ in ti.pushed] == ["_link_SparkUiLink", "cost"]
+    out = capsys.readouterr().out
+    assert (f"The driver log of {name} could not be copied here: Reading the driver log of SparkApplication "
+            f"{name} in namespace {NAMESPACE} failed with HTTP 500: injected InternalError") in out
+
+
+def test_a_failing_pod_read_at_the_startup_deadline_still_deletes_the_application(fake_k8s, controller):
+    controller.script("features", [{"state": "SUBMITTED", "pod": "Pending"}])
+    name = submit()
+    controller.step()
+    fake_k8s.age(NAMESPACE, name, 301)
+    fake_k8s.inject(Fault("GET", f"pods/{name}-driver$", 503, times=99))
+    with pytest.raises(SparkApplicationFailed) as raised:
+        sensor_for(name, startup_timeout=300).poke({"ti": RecordingTaskInstance()})
+    assert str(raised.value) == (
+        f"SparkApplication {name} in namespace {NAMESPACE} did not start within 300 s (SUBMITTED): the "
+        f"driver pod could not be read (Reading the driver pod of SparkApplication {name} in namespace "
+        f"{NAMESPACE} failed with HTTP 503: injected InternalError); the application was deleted")
+    assert fake_k8s.apps == {}
+
+
+def test_pods_refused_by_pod_security_name_the_webhook(fake_k8s, controller):
+    refused = ('failed to run spark-submit: pods "features-driver" is forbidden: violates PodSecurity '
+               '"restricted:latest": allowPrivilegeEscalation != false')
+    controller.script("features", [{"state": "SUBMISSION_FAILED", "error": refused},
+                                   {"state": "FAILED", "error": refused}])
+    name = submit()
+    with pytest.raises(SparkApplicationFailed) as raised:
+        wait(sensor_for(name), controller)
+    assert str(raised.value) == (
+        f"SparkApplication {name} in namespace {NAMESPACE} FAILED: {refused} (the pods lack what the Spark "
+        "Operator's mutating webhook adds (security contexts, volumes, tolerations): is its webhook running "
+        "(Helm value webhook.enable=true) and does its MutatingWebhookConfiguration select this namespace?)")

@@ -158,11 +158,11 @@ class LocalSparkApplicationClient:
             return False
         return True
 
-    def read_driver_log(self, name: str, namespace: str, tail_lines: int) -> list[str] | None:
+    def read_driver_log(self, application: dict, tail_lines: int) -> list[str] | None:
         # spark-submit ran in client mode inside the submit task: its log is that task's log.
         return None
 
-    def driver_pending_reason(self, name: str, namespace: str) -> str | None:
+    def driver_pending_reason(self, application: dict) -> str | None:
         return None
 
     def check_access(self, namespace: str | None) -> str:

@@ -30,8 +30,15 @@ if TYPE_CHECKING:
     from sparkapp.application import SparkJob
     from sparkapp.client import SparkApplicationClient
 
+DAG_ID_ANNOTATION = "airflow.apache.org/dag-id"
+TASK_ID_ANNOTATION = "airflow.apache.org/task-id"
+MAP_INDEX_ANNOTATION = "airflow.apache.org/map-index"
 RUN_ID_ANNOTATION = "airflow.apache.org/run-id"
-DELETE_TIMEOUT_SECONDS = 60
+#: The annotations that say which task created an application (with the run id, which run).
+OWNER_ANNOTATIONS = (DAG_ID_ANNOTATION, TASK_ID_ANNOTATION, MAP_INDEX_ANNOTATION)
+#: How long a deleted application may take to go: on a cluster its driver pod, UI service and
+#: ConfigMaps are removed first (foreground deletion), which takes the garbage collector seconds.
+DELETE_TIMEOUT_SECONDS = 120
 #: The OpenLineage Spark listener (its jar is in the job image's /opt/spark/jars).
 OPENLINEAGE_LISTENER = "io.openlineage.spark.agent.OpenLineageSparkListener"
 
@@ -69,9 +76,12 @@ class SparkApplicationOperator(BaseOperator):
     The name is deterministic for (dag, task, data interval, map index), so every try of the task
     targets the same application. When it already exists (HTTP 409), the operator adopts it if it
     is the same run's work with the same spec and still going (a retry after a worker crash must
-    not start a second application); replaces it if it has finished, failed or completed (a failed
-    try, a cleared task that must really run again, an earlier run of the same interval); and
-    refuses to touch it if it is still going for another run or with another spec. When Airflow's
+    not start a second application); waits for it to go if it is being deleted, then creates it;
+    replaces it if this task created it and it has finished, failed or completed (a failed try, a
+    cleared task that must really run again, an earlier run of the same interval), deleting it in
+    the foreground so that its driver pod and ConfigMaps are gone before the new one is created;
+    and refuses to touch it if it is still going for another run or with another spec, or if this
+    task did not create it. When Airflow's
     OpenLineage is configured to (``spark_inject_*``), the application reports lineage as a child of
     the task (:func:`lineage_spark_conf`). Waiting is the job of
     :class:`~sparkapp.sensors.spark_application.SparkApplicationSensor`.
@@ -126,10 +136,10 @@ class SparkApplicationOperator(BaseOperator):
             "airflow.apache.org/data-interval-start": f"{interval_start:%Y-%m-%d}",
         }
         annotations = {
-            "airflow.apache.org/dag-id": ti.dag_id,
-            "airflow.apache.org/task-id": ti.task_id,
+            DAG_ID_ANNOTATION: ti.dag_id,
+            TASK_ID_ANNOTATION: ti.task_id,
             RUN_ID_ANNOTATION: run_id,
-            "airflow.apache.org/map-index": str(ti.map_index),
+            MAP_INDEX_ANNOTATION: str(ti.map_index),
         }
         job = self.job.with_profile(self.profile)
         lineage = lineage_spark_conf(context)
@@ -162,19 +172,35 @@ class SparkApplicationOperator(BaseOperator):
             return
         theirs = existing["metadata"].get("annotations", {})
         state = states.application_state(existing)
+        if states.is_being_deleted(existing):
+            self.log.info("SparkApplication %s (%s) is being deleted; creating it again once it is gone",
+                          name, state or "new")
+            self._wait_until_gone(name, namespace)
+            self.client.create_application(manifest)
+            return
         same_work = (theirs.get(RUN_ID_ANNOTATION) == meta["annotations"][RUN_ID_ANNOTATION]
                      and theirs.get(SPEC_HASH_ANNOTATION) == meta["annotations"][SPEC_HASH_ANNOTATION])
         if same_work and state not in states.TERMINAL_STATES:
             self.log.info("Adopting SparkApplication %s (%s) created by an earlier try of this run",
                           name, state or "new")
             return
-        if state in states.TERMINAL_STATES:
+        ours = all(theirs.get(key) == meta["annotations"][key] for key in OWNER_ANNOTATIONS)
+        if state in states.TERMINAL_STATES and ours:
             self.log.info("Replacing SparkApplication %s, a finished leftover (%s) of run %s",
                           name, state, theirs.get(RUN_ID_ANNOTATION, "unknown"))
             self.client.delete_application(name, namespace)
             self._wait_until_gone(name, namespace)
             self.client.create_application(manifest)
             return
+        if not ours:
+            creator = (f"task {theirs[TASK_ID_ANNOTATION]} of DAG {theirs.get(DAG_ID_ANNOTATION, '?')}"
+                       if TASK_ID_ANNOTATION in theirs else "not Airflow")
+            raise SparkApplicationConflict(
+                f"SparkApplication {name} in namespace {namespace} already exists ({state or 'new'}) and "
+                f"was not created by this task (its creator: {creator}); "
+                f"it is left alone: delete it (kubectl delete sparkapplication {name} -n {namespace}), "
+                "then retry this task"
+            )
         raise SparkApplicationConflict(
             f"SparkApplication {name} in namespace {namespace} already exists and is {state or 'new'}, "
             f"created by run {theirs.get(RUN_ID_ANNOTATION, 'unknown')} with "
@@ -183,7 +209,7 @@ class SparkApplicationOperator(BaseOperator):
         )
 
     def _wait_until_gone(self, name: str, namespace: str) -> None:
-        # Deletion is asynchronous on a cluster (the operator cleans the pods up first).
+        # Deletion is asynchronous on a cluster: the garbage collector removes the dependents first.
         deadline = time.monotonic() + DELETE_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
             try:
@@ -193,5 +219,6 @@ class SparkApplicationOperator(BaseOperator):
             time.sleep(1)
         raise SparkApplicationConflict(
             f"SparkApplication {name} in namespace {namespace} was deleted but is still there after "
-            f"{DELETE_TIMEOUT_SECONDS} s; check its finalizers"
+            f"{DELETE_TIMEOUT_SECONDS} s (its pods are still being removed, or a finalizer holds it); "
+            "retry this task once it is gone"
         )

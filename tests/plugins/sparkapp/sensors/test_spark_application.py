@@ -3,13 +3,16 @@ and its deferral to the trigger."""
 
 from __future__ import annotations
 
+import json
+from datetime import datetime, timedelta, timezone
+
 import pytest
-from airflow.sdk.exceptions import TaskDeferred
+from airflow.sdk.exceptions import AirflowSensorTimeout, TaskDeferred
 
 from sparkapp import states
 from sparkapp.hooks.local import LocalSparkApplicationClient
 from sparkapp.sensors.spark_application import SparkApplicationFailed, SparkApplicationSensor
-from tests.plugins.sparkapp.fakes import CONN_ID, RecordingTaskInstance, sensor_for, submit
+from tests.plugins.sparkapp.fakes import CONN_ID, NAMESPACE, RecordingTaskInstance, sensor_for, submit
 
 WAITING_STATES = sorted(states.ALL_STATES - states.TERMINAL_STATES)
 
@@ -98,14 +101,59 @@ def test_a_failed_application_records_its_cost_too_then_fails(tmp_path, monkeypa
 
 def test_sensor_defers_then_acts_on_the_event(fake_k8s, controller):
     name = submit()
-    sensor = sensor_for(name, poke_interval=5, startup_timeout=60, deadline=120)
+    sensor = sensor_for(name, poke_interval=5, startup_timeout=60, deadline=120, timeout=3600)
+    before = datetime.now(timezone.utc)
     with pytest.raises(TaskDeferred) as deferred:
         sensor.execute({})
-    assert deferred.value.trigger.serialize()[1] == {
-        "application_name": name, "namespace": None, "kubernetes_conn_id": CONN_ID, "poll_interval": 5,
-        "startup_timeout": 60, "deadline": 120}
+    kwargs = deferred.value.trigger.serialize()[1]
+    timeout_at = datetime.fromisoformat(kwargs.pop("timeout_at"))
+    assert kwargs == {"application_name": name, "namespace": None, "kubernetes_conn_id": CONN_ID,
+                      "poll_interval": 5, "startup_timeout": 60, "deadline": 120}
+    hour = timedelta(seconds=3600)
+    assert before + hour <= timeout_at <= datetime.now(timezone.utc) + hour
     assert deferred.value.method_name == "execute_complete"
     for _ in range(4):
         controller.step()
-    event = {"verdict": "terminal", "state": "COMPLETED"}
+    event = {"verdict": "terminal", "state": "COMPLETED", "application": fake_k8s.apps[(NAMESPACE, name)]}
+    reads = fake_k8s.count("GET", f"sparkapplications/{name}$")
     assert sensor.execute_complete({"ti": RecordingTaskInstance()}, event) is None
+    assert fake_k8s.count("GET", f"sparkapplications/{name}$") == reads  # acts on what the trigger read
+
+
+def test_after_the_trigger_fired_a_ttl_deleted_application_still_succeeds(fake_k8s, controller, capsys):
+    """timeToLiveSeconds may remove a COMPLETED application before the sensor resumes."""
+    name = submit()
+    for _ in range(4):
+        controller.step()
+    event = {"verdict": "terminal", "state": "COMPLETED",
+             "application": json.loads(json.dumps(fake_k8s.apps[(NAMESPACE, name)]))}
+    fake_k8s.delete_app(NAMESPACE, name)  # the operator's TTL cleanup
+    ti = RecordingTaskInstance()
+    assert sensor_for(name).execute_complete({"ti": ti}, event) is None
+    assert [key for key, _ in ti.pushed] == ["_link_SparkUiLink", "cost"]
+    assert f"SparkApplication {name} in namespace {NAMESPACE} is COMPLETED" in capsys.readouterr().out
+
+
+def test_a_trigger_that_found_nothing_or_failed_fails_the_task(fake_k8s):
+    sensor = sensor_for("features-20130630-00000000")
+    gone = "no longer exists: it was deleted while this task waited"
+    with pytest.raises(SparkApplicationFailed, match=gone):
+        sensor.execute_complete({"ti": RecordingTaskInstance()}, {"verdict": "not_found"})
+    failed = (f"^Waiting on SparkApplication features-20130630-00000000 in namespace {NAMESPACE} failed: "
+              "ApiException: 403$")
+    with pytest.raises(SparkApplicationFailed, match=failed):
+        sensor.execute_complete({"ti": RecordingTaskInstance()}, {"verdict": "error",
+                                                                  "message": "ApiException: 403"})
+
+
+def test_the_sensors_timeout_when_deferred_deletes_the_application_and_fails_without_retry(fake_k8s,
+                                                                                           controller):
+    name = submit()
+    controller.step()
+    controller.step()
+    event = {"verdict": "timeout", "state": "RUNNING", "application": fake_k8s.apps[(NAMESPACE, name)]}
+    with pytest.raises(AirflowSensorTimeout) as raised:
+        sensor_for(name, timeout=600).execute_complete({"ti": RecordingTaskInstance()}, event)
+    assert str(raised.value) == (f"SparkApplication {name} in namespace {NAMESPACE} was still RUNNING when "
+                                 "the sensor's timeout of 600 s ran out; the application was deleted")
+    assert fake_k8s.apps == {}
