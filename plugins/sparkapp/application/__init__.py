@@ -37,7 +37,13 @@ from sparkapp.application.image import (
     SPARK_VERSION,
     ImageContract,
 )
-from sparkapp.application.job import DEFAULT_PROFILE, DENIED_SPARK_CONF, SparkJob
+from sparkapp.application.job import (
+    APPLICATION_TTL_SECONDS,
+    DEFAULT_PROFILE,
+    DENIED_SPARK_CONF,
+    RestartPolicy,
+    SparkJob,
+)
 from sparkapp.application.names import (
     MAX_JOB_NAME_LENGTH,
     MAX_NAME_LENGTH,
@@ -46,7 +52,6 @@ from sparkapp.application.names import (
 )
 from sparkapp.application.rendering import (
     API_VERSION,
-    APPLICATION_TTL_SECONDS,
     CONTAINER_SECURITY_CONTEXT,
     KIND,
     LINEAGE_CONF_PREFIX,
@@ -106,6 +111,7 @@ __all__ = [
     "PodEnvironment",
     "PodResources",
     "ResourceProfile",
+    "RestartPolicy",
     "SparkApplicationSpecError",
     "SparkJob",
     "Toleration",

@@ -44,6 +44,44 @@ DENIED_SPARK_CONF = {
 
 #: The profile a job's own resources make up.
 DEFAULT_PROFILE = "cpu"
+#: How long the operator keeps a finished application before deleting it (``timeToLiveSeconds``): a
+#: day, long after the sensor read its end, so that finished applications do not fill the
+#: namespace's quota (``count/sparkapplications``). Driver logs are copied into the task log first.
+APPLICATION_TTL_SECONDS = 24 * 60 * 60
+
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    """What the Spark Operator does when a driver fails or its submission does (``restartPolicy``,
+    type ``OnFailure``): resubmit it, so many times, so many seconds apart.
+
+    :param on_failure_retries: resubmissions after the driver failed.
+    :param on_failure_retry_interval: seconds before each.
+    :param on_submission_failure_retries: resubmissions after spark-submit failed (e.g. a pod refused).
+    :param on_submission_failure_retry_interval: seconds before each.
+    """
+
+    on_failure_retries: int = 2
+    on_failure_retry_interval: int = 30
+    on_submission_failure_retries: int = 3
+    on_submission_failure_retry_interval: int = 60
+
+    def validate(self) -> None:
+        for name in ("on_failure_retries", "on_failure_retry_interval", "on_submission_failure_retries",
+                     "on_submission_failure_retry_interval"):
+            value = getattr(self, name)
+            check(f"restart_policy.{name}", value, isinstance(value, int) and not isinstance(value, bool)
+                  and value >= (0 if name.endswith("retries") else 1),
+                  "must be an integer >= " + ("0" if name.endswith("retries") else "1"))
+
+    def as_spec(self) -> dict:
+        return {
+            "type": "OnFailure",
+            "onFailureRetries": self.on_failure_retries,
+            "onFailureRetryInterval": self.on_failure_retry_interval,
+            "onSubmissionFailureRetries": self.on_submission_failure_retries,
+            "onSubmissionFailureRetryInterval": self.on_submission_failure_retry_interval,
+        }
 
 
 @dataclass(frozen=True)
@@ -65,6 +103,8 @@ class SparkJob:
         for the cluster's default scheduler.
     :param profiles: other resource profiles by name (e.g. ``gpu``); the job's own fields are the
         ``cpu`` profile.
+    :param restart_policy: resubmission after a failed driver or submission.
+    :param time_to_live_seconds: how long a finished application is kept (``timeToLiveSeconds``).
     """
 
     name: str
@@ -80,6 +120,8 @@ class SparkJob:
     jars: Sequence[str] = ()
     batch_scheduler: BatchScheduler | None = None
     profiles: Mapping[str, ResourceProfile] = field(default_factory=dict)
+    restart_policy: RestartPolicy = RestartPolicy()
+    time_to_live_seconds: int = APPLICATION_TTL_SECONDS
 
     @property
     def profile_names(self) -> list[str]:
@@ -127,6 +169,10 @@ class SparkJob:
                     f"use https://")
         if self.batch_scheduler is not None:
             self.batch_scheduler.validate()
+        self.restart_policy.validate()
+        ttl = self.time_to_live_seconds
+        check("time_to_live_seconds", ttl, isinstance(ttl, int) and not isinstance(ttl, bool) and ttl >= 1,
+              "must be an integer >= 1")
 
     def _validate_gpu_conf(self) -> None:
         # The pod's GPUs (the operator's `gpu` field) and Spark's resource request must agree, or the

@@ -73,10 +73,6 @@ MONITORING = monitoring()
 #: Annotation holding a hash of the rendered spec: same hash, same work.
 SPEC_HASH_ANNOTATION = "sparkapp.airflow.apache.org/spec-hash"
 
-#: How long the operator keeps a finished application before deleting it (``timeToLiveSeconds``): a
-#: day, long after the sensor read its end, so that finished applications do not fill the
-#: namespace's quota (``count/sparkapplications``). Driver logs are copied into the task log first.
-APPLICATION_TTL_SECONDS = 24 * 60 * 60
 
 
 def application_name(job_name: str, *, dag_id: str, task_id: str, data_interval_start: datetime,
@@ -142,13 +138,7 @@ def render_manifest(job: SparkJob, *, name: str, namespace: str, arguments: Sequ
             **({"jars": list(job.jars)} if job.jars else {}),
         },
         **(job.batch_scheduler.as_spec() if job.batch_scheduler is not None else {}),
-        "restartPolicy": {
-            "type": "OnFailure",
-            "onFailureRetries": 2,
-            "onFailureRetryInterval": 30,
-            "onSubmissionFailureRetries": 3,
-            "onSubmissionFailureRetryInterval": 60,
-        },
+        "restartPolicy": job.restart_policy.as_spec(),
         "driver": {
             **job.driver.as_spec(),
             "serviceAccount": job.service_account,
@@ -164,7 +154,7 @@ def render_manifest(job: SparkJob, *, name: str, namespace: str, arguments: Sequ
             "securityContext": container_security_context(image_contract),
         },
         "monitoring": monitoring(image_contract),
-        "timeToLiveSeconds": APPLICATION_TTL_SECONDS,
+        "timeToLiveSeconds": job.time_to_live_seconds,
     }
     if pod_environment is not None:
         pod_environment.apply(spec)

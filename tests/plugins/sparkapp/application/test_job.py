@@ -3,6 +3,8 @@ and its profiles."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from sparkapp.application import (
@@ -10,11 +12,12 @@ from sparkapp.application import (
     Gpu,
     PodResources,
     ResourceProfile,
+    RestartPolicy,
     SparkApplicationSpecError,
     SparkJob,
     render_manifest,
 )
-from tests.plugins.sparkapp.application.examples import job_with
+from tests.plugins.sparkapp.application.examples import JOB, job_with
 
 
 @pytest.mark.parametrize(
@@ -112,3 +115,20 @@ def test_a_profile_replaces_image_and_scheduler_and_adds_its_jars_after_the_jobs
     rendered = render_manifest(on_gpu, name="train-20130630-abcdef12", namespace="ml-dev")
     assert rendered["spec"]["image"] == "gpu:1"
 
+
+
+def test_restart_policy_and_ttl_render_into_the_spec_and_are_validated():
+    job = replace(JOB, restart_policy=RestartPolicy(on_failure_retries=1, on_failure_retry_interval=2,
+                                                    on_submission_failure_retries=0,
+                                                    on_submission_failure_retry_interval=5),
+                  time_to_live_seconds=30)
+    spec = render_manifest(job, name="features-20130630-abcdef12", namespace="ml-dev")["spec"]
+    assert spec["restartPolicy"] == {"type": "OnFailure", "onFailureRetries": 1, "onFailureRetryInterval": 2,
+                                     "onSubmissionFailureRetries": 0, "onSubmissionFailureRetryInterval": 5}
+    assert spec["timeToLiveSeconds"] == 30
+    default = render_manifest(JOB, name="features-20130630-abcdef12", namespace="ml-dev")["spec"]
+    assert (default["restartPolicy"]["onFailureRetries"], default["timeToLiveSeconds"]) == (2, 86400)
+    with pytest.raises(SparkApplicationSpecError, match=r"restart_policy\.on_failure_retry_interval"):
+        replace(JOB, restart_policy=RestartPolicy(on_failure_retry_interval=0)).validate()
+    with pytest.raises(SparkApplicationSpecError, match="time_to_live_seconds"):
+        replace(JOB, time_to_live_seconds=0).validate()
