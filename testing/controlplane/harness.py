@@ -17,7 +17,12 @@ temporary folder:
    policy binds), waiting for their ``/healthz`` and for the ``default`` service account (pods can
    be created from then on);
 4. with ``kwok=True``, KWOK with its "fast" stages: nodes made by :meth:`ControlPlane.add_node` turn
-   Ready, and pods the scheduler binds to them turn Running (no container runs);
+   Ready (GPU nodes as the NVIDIA GPU Operator labels and taints them, with ``gpus=``), and pods the
+   scheduler binds to them turn Running (no container runs). Two additions of ours make those pods
+   behave like a kubelet's where a test needs it: a Stage (``pod-finish``, in the KWOK config this
+   module writes) ends a Running pod when :meth:`ControlPlane.finish_pod` annotates it, and
+   :meth:`ControlPlane.set_pod_log` gives a container a log that the API server's ``pods/log``
+   (``kubectl logs``) reads from KWOK's kubelet-like server, over TLS with certificates made here;
 5. on :meth:`ControlPlane.start_spark_operator`, the Spark Operator's CRDs, RBAC (as its Helm chart
    grants, plus NetworkPolicies for Spark 4.3's spark-submit), webhook (TLS from a CA made here,
    called by ``url:`` at 127.0.0.1) and controller (running the venv's ``pyspark`` spark-submit).
@@ -73,11 +78,141 @@ ADMISSION_PLUGINS = ("NamespaceLifecycle,ServiceAccount,LimitRanger,PodSecurity,
 CORE = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
 POD_CIDR = "10.244.0.0/16"
 KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
+# GPU nodes as NVIDIA's GPU Operator leaves them: the device plugin's extended resource, GPU Feature
+# Discovery's label, and the taint GPU node pools commonly carry (plugins/flight_delays/jobs.py renders
+# the matching node selector and toleration for its gpu profile)
+GPU_RESOURCE = "nvidia.com/gpu"
+GPU_NODE_LABELS = {"nvidia.com/gpu.present": "true"}
+GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
+# the annotations the pod-finish Stage reads (_pod_finish_stage below); finish_pod writes them
+POD_FINISH = "pod-finish.controlplane.flight-delays.test"
+POD_FINISH_EXIT_CODE = f"{POD_FINISH}/exit-code"
+POD_FINISH_REASON = f"{POD_FINISH}/reason"
+POD_FINISH_MESSAGE = f"{POD_FINISH}/message"
+POD_FINISH_AT = f"{POD_FINISH}/finish-at"
+KWOK_GROUP, KWOK_VERSION = "kwok.x-k8s.io", "v1alpha1"
 SPARK_OPERATOR_NAMESPACE = "spark-operator"
 SPARK_OPERATOR_WEBHOOK = "spark-operator-webhook"
 SPARK_OPERATOR_CRDS = HERE.parents[2] / "shared" / "crds"
 # the controller also needs SparkConnect (v1alpha1), which shared/crds does not hold; see its SOURCE.md
 SPARK_OPERATOR_EXTRA_CRDS = HERE / "spark-operator" / "crds"
+
+
+# A Running pod that finish_pod annotated ends as its kubelet reports containers that exited: phase
+# Succeeded (exit code 0) or Failed, every container terminated with the exit code, the reason
+# (containerd's Completed / Error unless the annotation names one, e.g. OOMKilled), the message if
+# any, started when it started running and finished now; not ready, as the pod (reason PodCompleted,
+# as the kubelet's status manager writes). KWOK patches the status subresource with a strategic merge
+# patch, so ``running: null`` removes the running state. The delay comes from an RFC 3339 time in an
+# annotation, so that a later update of the pod does not restart it. No other stage matches a pod
+# that is no longer Pending or Running: it stays ended.
+_POD_FINISH_TEMPLATE = """\
+{{ $now := Now }}
+{{ $annotations := .metadata.annotations }}
+{{ $code := index $annotations "@EXIT_CODE@" }}
+{{ $phase := "Failed" }}
+{{ $reason := "Error" }}
+{{ if eq $code "0" }}{{ $phase = "Succeeded" }}{{ $reason = "Completed" }}{{ end }}
+{{ with index $annotations "@REASON@" }}{{ $reason = . }}{{ end }}
+{{ $message := index $annotations "@MESSAGE@" }}
+conditions:
+- lastTransitionTime: {{ $now | Quote }}
+  reason: PodCompleted
+  status: "False"
+  type: Ready
+- lastTransitionTime: {{ $now | Quote }}
+  reason: PodCompleted
+  status: "False"
+  type: ContainersReady
+containerStatuses:
+{{ range .status.containerStatuses }}
+{{ $started := $now }}
+{{ with .state.running }}{{ with .startedAt }}{{ $started = . }}{{ end }}{{ end }}
+- image: {{ .image | Quote }}
+  name: {{ .name | Quote }}
+  ready: false
+  started: false
+  restartCount: {{ or .restartCount 0 }}
+  state:
+    running: null
+    terminated:
+      exitCode: {{ $code }}
+      reason: {{ $reason | Quote }}
+      {{ with $message }}
+      message: {{ . | Quote }}
+      {{ end }}
+      startedAt: {{ $started | Quote }}
+      finishedAt: {{ $now | Quote }}
+{{ end }}
+phase: {{ $phase | Quote }}
+"""
+
+
+def _pod_finish_stage() -> dict:
+    template = (_POD_FINISH_TEMPLATE.replace("@EXIT_CODE@", POD_FINISH_EXIT_CODE)
+                .replace("@REASON@", POD_FINISH_REASON).replace("@MESSAGE@", POD_FINISH_MESSAGE))
+    return {
+        "apiVersion": f"{KWOK_GROUP}/{KWOK_VERSION}", "kind": "Stage", "metadata": {"name": "pod-finish"},
+        "spec": {
+            "resourceRef": {"apiGroup": "v1", "kind": "Pod"},
+            "selector": {"matchExpressions": [
+                {"key": ".metadata.deletionTimestamp", "operator": "DoesNotExist"},
+                {"key": ".status.phase", "operator": "In", "values": ["Running"]},
+                {"key": f'.metadata.annotations["{POD_FINISH_EXIT_CODE}"]', "operator": "Exists"},
+            ]},
+            "delay": {"durationMilliseconds": 0,
+                      "durationFrom": {"expressionFrom": f'.metadata.annotations["{POD_FINISH_AT}"]'}},
+            "next": {"statusTemplate": template},
+        },
+    }
+
+
+# KWOK's Logs CRD (kustomize/crd/bases/kwok.x-k8s.io_logs.yaml of v0.8.0, less descriptions and patterns):
+# the Go module's copy is not part of the build cache, and with --enable-crds=Logs KWOK reads a pod's
+# log files from a Logs object named as the pod
+KWOK_LOGS_CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+    "metadata": {"name": f"logs.{KWOK_GROUP}"},
+    "spec": {
+        "group": KWOK_GROUP, "scope": "Namespaced",
+        "names": {"kind": "Logs", "listKind": "LogsList", "plural": "logs", "singular": "logs"},
+        "versions": [{
+            "name": KWOK_VERSION, "served": True, "storage": True, "subresources": {"status": {}},
+            "schema": {"openAPIV3Schema": {
+                "type": "object", "required": ["metadata", "spec"],
+                "properties": {
+                    "apiVersion": {"type": "string"}, "kind": {"type": "string"},
+                    "metadata": {"type": "object"},
+                    "spec": {"type": "object", "required": ["logs"], "properties": {"logs": {
+                        "type": "array", "items": {"type": "object", "properties": {
+                            "containers": {"type": "array", "items": {"type": "string"}},
+                            "follow": {"type": "boolean"},
+                            "logsFile": {"type": "string"},
+                            "previousLogsFile": {"type": "string"},
+                        }}}}},
+                    "status": {"type": "object", "properties": {"conditions": {
+                        "type": "array", "x-kubernetes-list-type": "map",
+                        "x-kubernetes-list-map-keys": ["type"],
+                        "items": {"type": "object",
+                                  "required": ["lastTransitionTime", "message", "reason", "status", "type"],
+                                  "properties": {
+                                      "lastTransitionTime": {"type": "string", "format": "date-time"},
+                                      "message": {"type": "string", "maxLength": 32768},
+                                      "reason": {"type": "string", "maxLength": 1024, "minLength": 1},
+                                      "status": {"type": "string"},
+                                      "type": {"type": "string", "maxLength": 316},
+                                  }}}}},
+                },
+            }},
+        }],
+    },
+}
+
+
+def _cri_log(lines: Iterable[str], *, stream: str = "stdout") -> str:
+    """``lines`` in the CRI log format that container runtimes write and the kubelet reads."""
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return "".join(f"{now} {stream} F {part}\n" for line in lines for part in (line.splitlines() or [""]))
 
 
 class ControlPlaneError(RuntimeError):
@@ -309,16 +444,163 @@ class ControlPlane:
         self.stop()
 
     def add_node(self, name: str, *, cpu: str = "32", memory: str = "256Gi", pods: str = "110",
-                 labels: dict | None = None) -> None:
-        """A fake node that KWOK (``kwok=True``) runs pods on: it turns Ready, and its pods Running."""
+                 gpus: int = 0, labels: dict | None = None, wait: bool = True) -> None:
+        """A fake node that KWOK (``kwok=True``) runs pods on: it turns Ready, and its pods Running.
+
+        :param gpus: with more than 0, a GPU node as NVIDIA's GPU Operator leaves one: ``gpus`` of
+            the extended resource ``nvidia.com/gpu`` (capacity and allocatable), the label
+            ``nvidia.com/gpu.present=true`` and the taint ``nvidia.com/gpu=present:NoSchedule``.
+        :param labels: more labels of the node.
+        :param wait: wait until the node is Ready and the node lifecycle controller has taken away
+            the ``node.kubernetes.io/not-ready`` taint that admission put on it, so that the
+            scheduler places pods on it from then on.
+        """
         from kubernetes import client
         capacity = {"cpu": cpu, "memory": memory, "pods": pods}
+        node_labels = {"type": "kwok", "kubernetes.io/hostname": name}
+        taints = []
+        if gpus > 0:
+            capacity[GPU_RESOURCE] = str(gpus)
+            node_labels.update(GPU_NODE_LABELS)
+            taints.append(client.V1Taint(**GPU_TAINT))
         with self.api_client() as api:
-            client.CoreV1Api(api).create_node(client.V1Node(
+            core = client.CoreV1Api(api)
+            core.create_node(client.V1Node(
                 metadata=client.V1ObjectMeta(name=name, annotations={KWOK_NODE_ANNOTATION: "fake"},
-                                             labels={"type": "kwok", "kubernetes.io/hostname": name,
-                                                     **(labels or {})}),
+                                             labels={**node_labels, **(labels or {})}),
+                spec=client.V1NodeSpec(taints=taints or None),
                 status=client.V1NodeStatus(capacity=capacity, allocatable=capacity)))
+            if not wait or not self.kwok:
+                return
+            deadline = time.monotonic() + self.start_timeout
+            while True:
+                node = core.read_node(name)
+                ready = {c.type: c.status for c in node.status.conditions or []}.get("Ready") == "True"
+                not_ready = [t.key for t in node.spec.taints or [] if t.key.startswith("node.kubernetes.io/")]
+                if ready and not not_ready:
+                    return
+                if time.monotonic() > deadline:
+                    raise ControlPlaneError(f"node {name} not ready for pods after "
+                                            f"{self.start_timeout:.0f}s: Ready={ready}, taints {not_ready}")
+                time.sleep(0.1)
+
+    def finish_pod(self, namespace: str, name: str, *, exit_code: int = 0, reason: str | None = None,
+                   message: str = "", after: float = 0.0, wait: bool = True, timeout: float = 60.0):
+        """End a pod on a KWOK node as its kubelet reports containers that exited with ``exit_code``.
+
+        KWOK's ``pod-finish`` Stage does it, from annotations this writes: once the pod is Running
+        (at once if it is), and ``after`` seconds from now, its phase turns Succeeded (exit code 0)
+        or Failed, every container ``state.terminated`` (``exitCode``, ``reason``, ``message`` when
+        given, ``startedAt``, ``finishedAt``) and not ready, the pod's Ready and ContainersReady
+        conditions False with reason PodCompleted. Answers the pod (the ended one when ``wait``).
+
+        :param reason: the containers' ``reason``; default Completed for 0 and Error otherwise, as
+            containerd reports (a test may say e.g. OOMKilled with 137).
+        :param message: the containers' termination ``message`` (a kubelet's is the termination log).
+        :param after: seconds from now before the pod ends (KWOK waits, not this call).
+        :param wait: wait until the pod has ended (``after`` + ``timeout`` seconds at most).
+        :raises ControlPlaneError: the pod's restart policy would have a kubelet restart its
+            containers instead (``Always``; ``OnFailure`` with a non-zero exit code), or it did not end.
+        """
+        from kubernetes import client
+        with self.api_client() as api:
+            core = client.CoreV1Api(api)
+            pod = core.read_namespaced_pod(name, namespace)
+            policy = pod.spec.restart_policy
+            if policy == "Always" or (policy == "OnFailure" and exit_code != 0):
+                raise ControlPlaneError(
+                    f"pod {namespace}/{name} has restartPolicy {policy}: a kubelet would restart its "
+                    f"containers after exit code {exit_code}, not end the pod; give it restartPolicy Never")
+            at = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=after)
+            annotations = {POD_FINISH_EXIT_CODE: str(exit_code),
+                           POD_FINISH_AT: at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
+            if reason:
+                annotations[POD_FINISH_REASON] = reason
+            if message:
+                annotations[POD_FINISH_MESSAGE] = message
+            pod = core.patch_namespaced_pod(name, namespace, {"metadata": {"annotations": annotations}})
+            if not wait:
+                return pod
+            deadline = time.monotonic() + after + timeout
+            while pod.status.phase not in ("Succeeded", "Failed"):
+                if time.monotonic() > deadline:
+                    raise ControlPlaneError(f"pod {namespace}/{name} did not end within "
+                                            f"{after + timeout:.0f}s (phase {pod.status.phase}, node "
+                                            f"{pod.spec.node_name!r}); KWOK's log ends:\n{self._kwok_tail()}")
+                time.sleep(0.1)
+                pod = core.read_namespaced_pod(name, namespace)
+            return pod
+
+    def set_pod_log(self, namespace: str, name: str, container: str, lines: Iterable[str], *,
+                    wait: bool = True, timeout: float = 30.0) -> Path:
+        """Give a container of a pod on a KWOK node the log ``lines``, read through ``pods/log``.
+
+        The lines go to a file in the CRI log format (as a container runtime writes it, under the
+        workdir's ``pod-logs/<namespace>_<name>_<uid>/``, as a kubelet's ``/var/log/pods``), and a
+        KWOK ``Logs`` object named as the pod (owned by it, so that the garbage collector removes it
+        with the pod) points KWOK's kubelet-like server at it. A second call replaces the lines.
+        Containers with no lines set read as a container that wrote nothing: an empty log. Answers
+        the file.
+
+        :param lines: the log's lines, without line ends (a line that has some is split).
+        :param wait: when the pod is on a node, wait until the API server reads back exactly these
+            lines (KWOK learns of a new Logs object through a watch).
+        """
+        from kubernetes import client
+        from kubernetes.client.exceptions import ApiException
+        assert self.workdir is not None
+        lines = list(lines)
+        with self.api_client() as api:
+            core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
+            pod = core.read_namespaced_pod(name, namespace)
+            names = [c.name for c in [*(pod.spec.init_containers or []), *pod.spec.containers]]
+            if container not in names:
+                raise ControlPlaneError(f"pod {namespace}/{name} has no container {container!r} "
+                                        f"(it has {names})")
+            folder = self.workdir / "pod-logs" / f"{namespace}_{name}_{pod.metadata.uid}"
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"{container}.log"
+            part = path.with_suffix(".part")
+            part.write_text(_cri_log(lines))
+            os.replace(part, path)  # a reader sees the old lines or the new ones, never half of them
+            logs = [{"containers": [f.stem], "logsFile": str(f)} for f in sorted(folder.glob("*.log"))]
+            body = {"apiVersion": f"{KWOK_GROUP}/{KWOK_VERSION}", "kind": "Logs",
+                    "metadata": {"name": name, "namespace": namespace, "ownerReferences": [{
+                        "apiVersion": "v1", "kind": "Pod", "name": name, "uid": pod.metadata.uid}]},
+                    "spec": {"logs": [*logs, {"logsFile": str(self.silent_log)}]}}
+            try:
+                custom.create_namespaced_custom_object(KWOK_GROUP, KWOK_VERSION, namespace, "logs", body)
+            except ApiException as e:
+                if e.status != 409:
+                    raise
+                where = (KWOK_GROUP, KWOK_VERSION, namespace, "logs", name)
+                current = custom.get_namespaced_custom_object(*where)
+                body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+                custom.replace_namespaced_custom_object(*where, body)
+            if wait and pod.spec.node_name:
+                expected = "".join(f"{part}\n" for line in lines for part in (line.splitlines() or [""]))
+                deadline = time.monotonic() + timeout
+                while (got := self.read_pod_log(namespace, name, container)) != expected:
+                    if time.monotonic() > deadline:
+                        raise ControlPlaneError(f"the log of {namespace}/{name} container {container} reads "
+                                                f"{got[-500:]!r} after {timeout:.0f}s, not the lines set")
+                    time.sleep(0.1)
+        return path
+
+    def _kwok_tail(self) -> str:
+        return next((p.tail(2000) for p in self.processes if p.name == "kwok"), "")
+
+    def read_pod_log(self, namespace: str, name: str, container: str, **options) -> str:
+        """A container's log as ``kubectl logs`` reads it: ``pods/log``, which the API server proxies.
+
+        :param options: more arguments of ``read_namespaced_pod_log`` (``tail_lines``, ``previous``...).
+        """
+        from kubernetes import client
+        with self.api_client() as api:
+            # unparsed: the client would turn the text/plain body into the repr of its bytes
+            response = client.CoreV1Api(api).read_namespaced_pod_log(
+                name, namespace, container=container, _preload_content=False, **options)
+            return response.data.decode()
 
     def kubeconfig_for(self, user: str) -> Path:
         assert self.workdir is not None
@@ -385,6 +667,14 @@ class ControlPlane:
         self.serving_key = self._write("apiserver.key", key)
         self.sa_key = self._write("sa.key", _pem_key(_key()))
         self._ca = ca
+        # the apiserver's connections to kubelets (KWOK's server stands in for them): it checks their
+        # serving certificate against the CA, and shows its own client certificate
+        cert, key = ca.issue("kube-apiserver-kubelet-client", organization="system:masters")
+        self.kubelet_client_cert = self._write("apiserver-kubelet-client.crt", cert)
+        self.kubelet_client_key = self._write("apiserver-kubelet-client.key", key)
+        cert, key = ca.issue("kwok", server=True, ips=["127.0.0.1"], dns=["localhost"])
+        self.kwok_serving_cert = self._write("kwok.crt", cert)
+        self.kwok_serving_key = self._write("kwok.key", key)
         # the aggregation layer's front proxy: its own CA, and the client the apiserver proxies as
         front = CertificateAuthority.create("flight-delays-test-front-proxy-ca")
         self.front_proxy_ca = self._write("front-proxy-ca.crt", _pem_cert(front.cert), 0o644)
@@ -459,6 +749,11 @@ class ControlPlane:
             f"--service-cluster-ip-range={SERVICE_CIDR}",
             "--authorization-mode=Node,RBAC", f"--enable-admission-plugins={ADMISSION_PLUGINS}",
             "--allow-privileged=true", "--profiling=false", "--endpoint-reconciler-type=none",
+            # KWOK's nodes have the address 127.0.0.1 and their own names as Hostname, which no DNS knows
+            "--kubelet-preferred-address-types=InternalIP",
+            f"--kubelet-certificate-authority={self.ca}",
+            f"--kubelet-client-certificate={self.kubelet_client_cert}",
+            f"--kubelet-client-key={self.kubelet_client_key}",
         ], ready=self._https_ready(f"{self.server}/readyz", verify=True))
 
     def _start_controller_manager(self) -> None:
@@ -492,9 +787,27 @@ class ControlPlane:
         ], ready=self._https_ready(f"https://127.0.0.1:{port}/healthz", verify=False))
 
     def _start_kwok(self) -> None:
+        """KWOK with its fast stages, ours (``pod-finish``), Logs objects, and its server over TLS.
+
+        Its server stands in for each node's kubelet: the nodes' ``daemonEndpoints`` name its port
+        (``--node-port``), the API server proxies ``pods/log`` to it over TLS (its certificate is
+        signed by the CA), and it reads each container's log file from the pod's ``Logs`` object
+        (``--enable-crds=Logs``), or from the ``ClusterLogs`` here: an empty file, as a container
+        that wrote nothing.
+        """
         kubeconfig = self._kubeconfig("kwok-controller", "kwok-controller", "system:masters")
         stages = self.binaries["kwok"].parent / "stages.yaml"
+        self.silent_log = self._write("pod-logs-empty.log", "", 0o644)
+        config = self._write("kwok-config.yaml", yaml.safe_dump_all([
+            _pod_finish_stage(),
+            {"apiVersion": f"{KWOK_GROUP}/{KWOK_VERSION}", "kind": "ClusterLogs",
+             "metadata": {"name": "containers-that-wrote-nothing"},
+             "spec": {"logs": [{"logsFile": str(self.silent_log)}]}},
+        ]), 0o644)
+        with self.api_client() as api:
+            self._create_crds(api, [KWOK_LOGS_CRD])
         port = free_port()
+        self.kwok_port = port
 
         def ready() -> bool:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
@@ -502,10 +815,14 @@ class ControlPlane:
 
         self.start_process("kwok", [
             str(self.binaries["kwok"]), f"--kubeconfig={kubeconfig}", f"--config={stages}",
+            f"--config={config}", "--enable-crds=Logs",
             f"--manage-nodes-with-annotation-selector={KWOK_NODE_ANNOTATION}=fake",
             f"--cidr={POD_CIDR}", "--node-ip=127.0.0.1", "--node-lease-duration-seconds=40",
-            f"--server-address=127.0.0.1:{port}",
+            f"--server-address=127.0.0.1:{port}", f"--node-port={port}",
+            f"--tls-cert-file={self.kwok_serving_cert}", f"--tls-private-key-file={self.kwok_serving_key}",
         ], ready=ready)
+        # and over TLS, as the API server reaches it
+        self._wait(self.processes[-1], self._tls_ready(port, self.ca))
 
     # ------------------------------------------------------------------------- spark operator
 
@@ -639,13 +956,16 @@ class ControlPlane:
                 raise
 
     def _apply_crds(self, api, paths: list[Path]) -> None:
-        from kubernetes import client
         if not paths:
             raise ControlPlaneError("no Spark Operator CRDs found")
+        self._create_crds(api, [yaml.safe_load(path.read_text()) for path in paths])
+
+    def _create_crds(self, api, crds: list[dict]) -> None:
+        """Create ``crds`` and wait until each is Established."""
+        from kubernetes import client
         ext = client.ApiextensionsV1Api(api)
         names = []
-        for path in paths:
-            crd = yaml.safe_load(path.read_text())
+        for crd in crds:
             ext.create_custom_resource_definition(crd)
             names.append(crd["metadata"]["name"])
         deadline = time.monotonic() + self.start_timeout

@@ -1,0 +1,259 @@
+"""Pods on KWOK nodes that behave as a kubelet's: GPU nodes, pods that end, container logs.
+
+One control plane for the module: a CPU node, a GPU node with one GPU, and the Spark Operator.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import time
+
+import psutil
+import pytest
+
+from testing.controlplane import harness
+
+pytestmark = pytest.mark.controlplane
+
+NAMESPACE = "spark-test"
+# the scheduler's own words when the one GPU is taken (and the CPU node lacks the GPU label)
+NO_FREE_GPU = ("0/2 nodes are available: 1 Insufficient nvidia.com/gpu, 1 node(s) didn't match Pod's node "
+               "affinity/selector. preemption: 0/2 nodes are available: 1 No preemption victims found for "
+               "incoming pod, 1 Preemption is not helpful for scheduling.")
+# ... and when the pod does not tolerate the GPU nodes' taint
+UNTOLERATED = ("0/2 nodes are available: 1 node(s) didn't match Pod's node affinity/selector, 1 node(s) had "
+               "untolerated taint(s). preemption: 0/2 nodes are available: 2 Preemption is not helpful for "
+               "scheduling.")
+
+
+@pytest.fixture(scope="module")
+def plane():
+    plane = harness.ControlPlane(kwok=True).start()
+    try:
+        plane.add_node("cpu-0")
+        plane.add_node("gpu-0", gpus=1)
+        plane.start_spark_operator(namespaces=[NAMESPACE])
+        with plane.api_client() as api:
+            _spark_service_account(api)
+        yield plane
+    finally:
+        pids = plane.pids()
+        plane.stop()
+    assert not [pid for pid in pids if psutil.pid_exists(pid) and
+                psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
+
+
+@pytest.fixture
+def core(plane):
+    from kubernetes import client
+    with plane.api_client() as api:
+        yield client.CoreV1Api(api)
+
+
+def _spark_service_account(api) -> None:
+    from kubernetes import client
+    core, rbac = client.CoreV1Api(api), client.RbacAuthorizationV1Api(api)
+    core.create_namespaced_service_account(NAMESPACE, client.V1ServiceAccount(
+        metadata=client.V1ObjectMeta(name="spark")))
+    rbac.create_namespaced_role(NAMESPACE, client.V1Role(
+        metadata=client.V1ObjectMeta(name="spark"),
+        rules=[client.V1PolicyRule(api_groups=[""], resources=["pods", "services", "configmaps",
+                                                                "persistentvolumeclaims"], verbs=["*"])]))
+    rbac.create_namespaced_role_binding(NAMESPACE, client.V1RoleBinding(
+        metadata=client.V1ObjectMeta(name="spark"),
+        role_ref=client.V1RoleRef(api_group="rbac.authorization.k8s.io", kind="Role", name="spark"),
+        subjects=[client.RbacV1Subject(kind="ServiceAccount", name="spark", namespace=NAMESPACE)]))
+
+
+def _pod(name: str, *containers: str, restart_policy: str = "Never", **spec) -> dict:
+    return {"metadata": {"name": name}, "spec": {
+        "restartPolicy": restart_policy, "terminationGracePeriodSeconds": 0,
+        "containers": [{"name": c, "image": "busybox:1.37"} for c in containers or ("main",)], **spec}}
+
+
+def _running(core, name: str, namespace: str = "default", timeout: float = 60):
+    deadline = time.monotonic() + timeout
+    while (pod := core.read_namespaced_pod(name, namespace)).status.phase != "Running":
+        assert time.monotonic() < deadline, pod.status
+        time.sleep(0.1)
+    return pod
+
+
+def _scheduling_failure(core, name: str, timeout: float = 60):
+    deadline = time.monotonic() + timeout
+    while True:
+        pod = core.read_namespaced_pod(name, "default")
+        scheduled = [c for c in pod.status.conditions or [] if c.type == "PodScheduled"]
+        if scheduled and scheduled[0].status == "False":
+            return pod, scheduled[0]
+        assert time.monotonic() < deadline, pod.status
+        time.sleep(0.1)
+
+
+def _delete(core, *names: str, namespace: str = "default") -> None:
+    for name in names:
+        core.delete_namespaced_pod(name, namespace, grace_period_seconds=0)
+
+
+# ------------------------------------------------------------------------------------------------ GPUs
+
+
+def test_a_gpu_node_has_the_gpu_operator_label_taint_and_resource(core) -> None:
+    node = core.read_node("gpu-0")
+    assert node.metadata.labels["nvidia.com/gpu.present"] == "true"
+    assert [(t.key, t.value, t.effect) for t in node.spec.taints] == [
+        ("nvidia.com/gpu", "present", "NoSchedule")]
+    assert node.status.capacity["nvidia.com/gpu"] == "1"
+    assert node.status.allocatable["nvidia.com/gpu"] == "1"
+    cpu = core.read_node("cpu-0")
+    assert "nvidia.com/gpu" not in cpu.status.capacity
+    assert cpu.spec.taints is None
+    assert "nvidia.com/gpu.present" not in cpu.metadata.labels
+
+
+def test_an_executor_placed_as_the_gpu_profile_renders_runs_on_the_gpu_node_until_the_gpus_are_taken(
+        core) -> None:
+    from flight_delays.jobs import TRAIN_JOB
+    from sparkapp.application.rendering import render_manifest
+
+    executor = render_manifest(TRAIN_JOB.with_profile("gpu"), name="train-gpu",
+                               namespace=NAMESPACE)["spec"]["executor"]
+    gpu = {executor["gpu"]["name"]: str(executor["gpu"]["quantity"])}
+    placed = {"nodeSelector": executor["nodeSelector"], "tolerations": executor["tolerations"]}
+    core.create_namespaced_pod("default", _pod("gpu-exec-1", **placed))
+    pods = ["gpu-exec-1"]
+    try:
+        # first without a GPU request: the profile's placement alone lands it on the GPU node
+        assert _running(core, "gpu-exec-1").spec.node_name == "gpu-0"
+        for name in ("gpu-exec-2", "gpu-exec-3"):
+            body = _pod(name, **placed)
+            body["spec"]["containers"][0]["resources"] = {"limits": gpu}
+            core.create_namespaced_pod("default", body)
+            pods.append(name)
+        assert _running(core, "gpu-exec-2").spec.node_name == "gpu-0"
+        pod, condition = _scheduling_failure(core, "gpu-exec-3")
+        assert (pod.status.phase, condition.reason, condition.message) == (
+            "Pending", "Unschedulable", NO_FREE_GPU)
+        # without the toleration a GPU request fits nowhere: the taint keeps it off the GPU node
+        body = _pod("no-toleration", nodeSelector=executor["nodeSelector"])
+        body["spec"]["containers"][0]["resources"] = {"limits": gpu}
+        core.create_namespaced_pod("default", body)
+        pods.append("no-toleration")
+        _, condition = _scheduling_failure(core, "no-toleration")
+        assert condition.message == UNTOLERATED
+        # the GPU is free again once its pod is gone: the waiting one gets it
+        _delete(core, "gpu-exec-2")
+        pods.remove("gpu-exec-2")
+        assert _running(core, "gpu-exec-3").spec.node_name == "gpu-0"
+    finally:
+        _delete(core, *pods)
+
+
+# ----------------------------------------------------------------------------------------- pods ending
+
+
+def _statuses(pod) -> dict:
+    return {c.name: c for c in pod.status.container_statuses}
+
+
+@pytest.mark.parametrize(("exit_code", "message", "phase", "reason"), [
+    (0, "", "Succeeded", "Completed"),
+    (2, "wrote /dev/termination-log", "Failed", "Error"),
+])
+def test_finish_pod_ends_a_running_pod_as_its_kubelet_reports_it(plane, core, exit_code, message, phase,
+                                                                 reason) -> None:
+    name = f"ends-{exit_code}"
+    core.create_namespaced_pod("default", _pod(name, "main", "sidecar"))
+    try:
+        running = _running(core, name)
+        started = {n: c.state.running.started_at for n, c in _statuses(running).items()}
+        assert all(started.values())
+
+        pod = plane.finish_pod("default", name, exit_code=exit_code, message=message)
+
+        assert pod.status.phase == phase
+        for container, status in _statuses(pod).items():
+            terminated = status.state.terminated
+            assert (status.state.running, status.state.waiting, status.ready, status.started) == (
+                None, None, False, False)
+            assert (terminated.exit_code, terminated.reason, terminated.message) == (
+                exit_code, reason, message or None)
+            assert terminated.started_at == started[container]
+            assert terminated.finished_at >= terminated.started_at
+        conditions = {c.type: (c.status, c.reason) for c in pod.status.conditions}
+        assert conditions == {"Initialized": ("True", None), "PodScheduled": ("True", None),
+                              "Ready": ("False", "PodCompleted"),
+                              "ContainersReady": ("False", "PodCompleted")}
+        # and it stays ended: KWOK's stages do not bring it back
+        time.sleep(3)
+        again = core.read_namespaced_pod(name, "default")
+        assert again.metadata.resource_version == pod.metadata.resource_version
+        assert again.status == pod.status
+    finally:
+        _delete(core, name)
+
+
+def test_finish_pod_after_a_delay_and_with_a_reason_of_its_own(plane, core) -> None:
+    core.create_namespaced_pod("default", _pod("oom", "main"))
+    try:
+        _running(core, "oom")
+        asked = datetime.datetime.now(datetime.timezone.utc)
+        pod = plane.finish_pod("default", "oom", exit_code=137, reason="OOMKilled", after=2, wait=False)
+        assert pod.status.phase == "Running"
+        pod = plane.finish_pod("default", "oom", exit_code=137, reason="OOMKilled", after=2)
+        terminated = pod.status.container_statuses[0].state.terminated
+        assert (pod.status.phase, terminated.exit_code, terminated.reason) == ("Failed", 137, "OOMKilled")
+        # the API keeps whole seconds: the end is at least 2 s after the first ask
+        assert terminated.finished_at >= asked.replace(microsecond=0) + datetime.timedelta(seconds=2)
+    finally:
+        _delete(core, "oom")
+
+
+def test_finish_pod_refuses_a_pod_a_kubelet_would_restart(plane, core) -> None:
+    core.create_namespaced_pod("default", _pod("restarts", restart_policy="Always"))
+    try:
+        with pytest.raises(harness.ControlPlaneError) as raised:
+            plane.finish_pod("default", "restarts", exit_code=1)
+        assert str(raised.value) == (
+            "pod default/restarts has restartPolicy Always: a kubelet would restart its containers after "
+            "exit code 1, not end the pod; give it restartPolicy Never")
+    finally:
+        _delete(core, "restarts")
+
+
+# ------------------------------------------------------------------------------------------------ logs
+
+
+def test_container_logs_come_through_the_api_server_from_kwok(plane, core) -> None:
+    from kubernetes.client.exceptions import ApiException
+
+    core.create_namespaced_pod("default", _pod("logs", "main", "sidecar"))
+    core.create_namespaced_pod("default", _pod("silent", "main"))
+    try:
+        _running(core, "logs")
+        _running(core, "silent")
+        lines = ["starting", "  indented, with spaces  ", "", "done: 3 rows"]
+        path = plane.set_pod_log("default", "logs", "main", lines)
+        assert path.read_text().splitlines()[0].endswith(" stdout F starting")  # the CRI log format
+
+        assert plane.read_pod_log("default", "logs", "main") == (
+            "starting\n  indented, with spaces  \n\ndone: 3 rows\n")
+        assert plane.read_pod_log("default", "logs", "main", tail_lines=2) == "\ndone: 3 rows\n"
+        assert plane.read_pod_log("default", "logs", "main", limit_bytes=5) == "start"
+        # what a kubelet answers for a container that wrote nothing: an empty log
+        assert plane.read_pod_log("default", "logs", "sidecar") == ""
+        assert plane.read_pod_log("default", "silent", "main") == ""
+        # the API server itself refuses a container the pod does not have
+        with pytest.raises(ApiException) as raised:
+            plane.read_pod_log("default", "logs", "nope")
+        assert (raised.value.status, json.loads(raised.value.body)["message"]) == (
+            400, "container nope is not valid for pod logs")
+
+        plane.set_pod_log("default", "logs", "main", ["replaced"])
+        assert plane.read_pod_log("default", "logs", "main") == "replaced\n"
+        # an ended container's log is still there, as on a node
+        plane.finish_pod("default", "logs", exit_code=1)
+        assert plane.read_pod_log("default", "logs", "main") == "replaced\n"
+    finally:
+        _delete(core, "logs", "silent")
