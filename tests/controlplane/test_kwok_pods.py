@@ -1,4 +1,4 @@
-"""Pods on KWOK nodes that behave as a kubelet's: GPU nodes, pods that end, container logs.
+"""Pods on KWOK nodes that behave as a kubelet's: GPUs, ending, logs, and Spark drivers that end.
 
 One control plane for the module: a CPU node, a GPU node with one GPU, and the Spark Operator.
 """
@@ -13,10 +13,13 @@ import psutil
 import pytest
 
 from testing.controlplane import harness
+from testing.controlplane.pods import DriverExecutor, DriverOutcome
 
 pytestmark = pytest.mark.controlplane
 
 NAMESPACE = "spark-test"
+GROUP, VERSION, PLURAL = "sparkoperator.k8s.io", "v1beta2", "sparkapplications"
+TERMINAL = ("COMPLETED", "FAILED", "SUBMISSION_FAILED")
 # the scheduler's own words when the one GPU is taken (and the CPU node lacks the GPU label)
 NO_FREE_GPU = ("0/2 nodes are available: 1 Insufficient nvidia.com/gpu, 1 node(s) didn't match Pod's node "
                "affinity/selector. preemption: 0/2 nodes are available: 1 No preemption victims found for "
@@ -257,3 +260,90 @@ def test_container_logs_come_through_the_api_server_from_kwok(plane, core) -> No
         assert plane.read_pod_log("default", "logs", "main") == "replaced\n"
     finally:
         _delete(core, "logs", "silent")
+
+
+# ------------------------------------------------------------------------------------ Spark drivers
+
+
+def _app(name: str, *arguments: str) -> dict:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": "SparkApplication",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": {
+            "type": "Python", "mode": "cluster", "image": "spark:4.0.0", "sparkVersion": "4.0.0",
+            "mainApplicationFile": "local:///opt/spark/work-dir/tests/controlplane/tiny_spark_job.py",
+            "arguments": list(arguments),
+            # a few seconds less of the local run: no web UI, one shuffle partition for one sum
+            "sparkConf": {"spark.ui.enabled": "false", "spark.sql.shuffle.partitions": "1"},
+            "restartPolicy": {"type": "Never"},
+            "driver": {"cores": 1, "memory": "512m", "serviceAccount": "spark"},
+            "executor": {"instances": 1, "cores": 1, "memory": "512m"},
+        },
+    }
+
+
+def _final(custom, names: list[str], timeout: float = 180) -> dict[str, dict]:
+    deadline = time.monotonic() + timeout
+    while True:
+        apps = {n: custom.get_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, n) for n in names}
+        states = {n: a.get("status", {}).get("applicationState", {}).get("state") for n, a in apps.items()}
+        if all(s in TERMINAL for s in states.values()):
+            return {n: a["status"] for n, a in apps.items()}
+        assert time.monotonic() < deadline, states
+        time.sleep(0.2)
+
+
+def test_scripted_drivers_end_and_the_spark_operator_records_completed_and_failed(plane, core) -> None:
+    from kubernetes import client
+
+    script = {"ok-": DriverOutcome(exit_code=0, log=("all done",)),
+              "bad-": DriverOutcome(exit_code=1, after=1.0, log=("Traceback (most recent call last):",
+                                                                  "ValueError: no rows for 2013-01-15"))}
+    with plane.api_client() as api, DriverExecutor(plane, [NAMESPACE], script=script,
+                                                   run_locally=False) as executor:
+        custom = client.CustomObjectsApi(api)
+        for name in ("ok-1", "bad-1"):
+            custom.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, _app(name, "10"))
+        final = _final(custom, ["ok-1", "bad-1"])
+        runs = sorted((r.application, r.pod, r.exit_code, r.outcome) for r in executor.runs)
+
+    assert runs == [("bad-1", "bad-1-driver", 1, "scripted"), ("ok-1", "ok-1-driver", 0, "scripted")]
+    assert final["ok-1"]["applicationState"] == {"state": "COMPLETED"}
+    assert final["bad-1"]["applicationState"] == {
+        "state": "FAILED", "errorMessage": "driver container failed with ExitCode: 1, Reason: Error"}
+    assert final["bad-1"]["driverInfo"]["podName"] == "bad-1-driver"
+    assert core.read_namespaced_pod("bad-1-driver", NAMESPACE).status.phase == "Failed"
+    assert plane.read_pod_log(NAMESPACE, "bad-1-driver", "spark-kubernetes-driver") == (
+        "Traceback (most recent call last):\nValueError: no rows for 2013-01-15\n")
+    assert plane.read_pod_log(NAMESPACE, "ok-1-driver", "spark-kubernetes-driver") == "all done\n"
+
+
+def test_local_runs_do_the_real_computation_and_the_spark_operator_records_how_they_ended(
+        plane, core, tmp_path) -> None:
+    from kubernetes import client
+
+    from sparkapp.hooks.local import LocalSparkApplicationClient
+
+    with plane.api_client() as api, DriverExecutor(plane, [NAMESPACE], state_dir=tmp_path) as executor:
+        custom = client.CustomObjectsApi(api)
+        custom.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, _app("local-sum", "100"))
+        custom.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL,
+                                               _app("local-refuses", "100", "--fail"))
+        final = _final(custom, ["local-sum", "local-refuses"], timeout=300)
+        runs = {r.application: (r.exit_code, r.outcome) for r in executor.runs}
+
+    assert runs == {"local-sum": (0, "COMPLETED"), "local-refuses": (1, "FAILED")}
+    assert final["local-sum"]["applicationState"] == {"state": "COMPLETED"}
+    assert final["local-refuses"]["applicationState"] == {
+        "state": "FAILED", "errorMessage": "driver container failed with ExitCode: 1, Reason: Error"}
+    # the driver's log is what the local spark-submit printed: the job's own line among Spark's
+    log = plane.read_pod_log(NAMESPACE, "local-sum-driver", "spark-kubernetes-driver").splitlines()
+    assert "sum of 1..100 = 5050" in log
+    refused = plane.read_pod_log(NAMESPACE, "local-refuses-driver", "spark-kubernetes-driver").splitlines()
+    assert "refusing to sum 1..100: asked to fail" in refused
+    assert "sum of 1..100 = 5050" not in refused
+    # and the local backend recorded the same two ends
+    local = LocalSparkApplicationClient(state_dir=tmp_path)
+    recorded = {name: local.get_application(name, NAMESPACE)["status"]["applicationState"]["state"]
+                for name in ("local-sum", "local-refuses")}
+    assert recorded == {"local-sum": "COMPLETED", "local-refuses": "FAILED"}
