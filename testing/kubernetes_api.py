@@ -291,7 +291,8 @@ class FakeKubernetesApi:
 #: A scenario: the states an application walks through, one per step. Each step may also say
 #: what the driver pod is doing ("Pending" with an unschedulable message, "Running", "Succeeded",
 #: "Failed"), name it (``pod_name``; default ``<app>-driver``), add driver log lines, set an error
-#: message, or delete the application.
+#: message, record executor pods and their states (``executors``, with ``executor_unschedulable``
+#: the scheduler's message on the pending ones), or delete the application.
 Step = dict
 
 
@@ -346,6 +347,16 @@ class SimulatedSparkOperator:
             status["sparkApplicationId"] = before.get("sparkApplicationId") or f"spark-{uuid.uuid4().hex}"
         if step["state"] in ("COMPLETED", "FAILED"):
             status["terminationTime"] = _now()
+        if "executors" in step:
+            status["executorState"] = dict(step["executors"])
+            for executor, executor_state in step["executors"].items():
+                conditions = [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                               "message": step["executor_unschedulable"]}] if (
+                    executor_state == "PENDING" and step.get("executor_unschedulable")) else []
+                self.api.pods[(namespace, executor)] = {
+                    "apiVersion": "v1", "kind": "Pod", "metadata": {"name": executor, "namespace": namespace},
+                    "status": {"phase": "Pending" if executor_state == "PENDING" else "Running",
+                               "conditions": conditions}}
         self.api.set_status(namespace, name, status)
         pod_phase = step.get("pod")
         pod_key = (namespace, pod_name)

@@ -62,9 +62,10 @@ class SparkApplicationClient(Protocol):
         read. Raise :class:`SparkApplicationApiError` when the read fails."""
         ...
 
-    def driver_pending_reason(self, application: dict) -> str | None:
-        """Why ``application``'s driver has not started (e.g. ``Unschedulable: … Insufficient
-        nvidia.com/gpu``). Raise :class:`SparkApplicationApiError` when the read fails."""
+    def pending_reason(self, application: dict) -> str | None:
+        """Why ``application`` has not started: its driver pod's reason, or, once the driver runs, a
+        pending executor pod's (e.g. ``Unschedulable: … Insufficient nvidia.com/gpu``). Raise
+        :class:`SparkApplicationApiError` when the read fails."""
         ...
 
     def check_access(self, namespace: str | None) -> str:

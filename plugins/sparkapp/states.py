@@ -87,6 +87,24 @@ def driver_pod_name(application: dict) -> str | None:
     return application.get("status", {}).get("driverInfo", {}).get("podName") or None
 
 
+#: ``status.executorState`` of an executor pod not scheduled or started yet.
+EXECUTOR_PENDING = "PENDING"
+
+
+def pending_executors(application: dict) -> list[str]:
+    """The executor pods that the operator records as PENDING (``status.executorState``), by name."""
+    executors = application.get("status", {}).get("executorState") or {}
+    return sorted(pod for pod, state in executors.items() if state == EXECUTOR_PENDING)
+
+
+def executors_stuck(application: dict) -> bool:
+    """True while the driver runs and every executor it asked for is still PENDING: the application
+    cannot make progress (no node fits them, e.g. no free GPU)."""
+    executors = application.get("status", {}).get("executorState") or {}
+    return application_state(application) == RUNNING and bool(executors) and all(
+        state == EXECUTOR_PENDING for state in executors.values())
+
+
 def is_being_deleted(application: dict) -> bool:
     """True once deletion was requested (``metadata.deletionTimestamp``): it will be gone soon."""
     return bool(application.get("metadata", {}).get("deletionTimestamp"))
@@ -96,13 +114,16 @@ def waiting_verdict(application: dict, *, startup_timeout: float, deadline: floa
     """What ends the wait: "terminal", "startup_timeout", "deadline", or None to keep waiting.
 
     The start-up clock runs from the current submission attempt (:func:`attempt_seconds`), so a
-    rerun after a driver failure gets its own ``startup_timeout``; the overall ``deadline`` runs from
-    the application's creation, across reruns.
+    rerun after a driver failure gets its own ``startup_timeout``; it holds while the application is
+    new or SUBMITTED, and while its driver runs with every executor still pending
+    (:func:`executors_stuck`). The overall ``deadline`` runs from the application's creation, across
+    reruns.
     """
     state = application_state(application)
     if state in TERMINAL_STATES:
         return "terminal"
-    if state in STARTUP_STATES and attempt_seconds(application) > startup_timeout:
+    starting = state in STARTUP_STATES or executors_stuck(application)
+    if starting and attempt_seconds(application) > startup_timeout:
         return "startup_timeout"
     if age_seconds(application) > deadline:
         return "deadline"

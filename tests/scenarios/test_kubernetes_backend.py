@@ -12,6 +12,8 @@ UNKNOWN → RUNNING → COMPLETED                  waited through; succeeds
 stuck in "" (never picked up)                  start-up deadline: fails naming jobNamespaces; app deleted
 pending on insufficient GPU                    start-up deadline: fails with the pod's Unschedulable
                                                message; app deleted
+driver running, every executor pending         start-up deadline: fails with the executor pod's
+                                               Unschedulable message; app deleted
 running past the overall deadline              fails; app deleted
 deleted from outside while waiting             fails: "no longer exists"
 5xx on create, object stored anyway            read back, adopted: exactly 1 app
@@ -134,6 +136,26 @@ def test_pending_on_insufficient_gpu_fails_with_the_pod_reason(fake_k8s, control
     expected = (f"did not start within 300 s (SUBMITTED): Unschedulable: {message}; "
                 "the application was deleted")
     with pytest.raises(SparkApplicationFailed, match=re.escape(expected)):
+        sensor.poke({"ti": RecordingTaskInstance()})
+    assert fake_k8s.apps == {}
+
+
+def test_executors_pending_on_insufficient_gpu_fail_at_the_startup_deadline(fake_k8s, controller):
+    message = ("0/2 nodes are available: 1 Insufficient nvidia.com/gpu, 1 node(s) didn't match Pod's node "
+               "affinity/selector.")
+    pending = {"train-exec-1": "PENDING", "train-exec-2": "PENDING"}
+    controller.script("features", [{"state": "SUBMITTED", "pod": "Pending"},
+                                   {"state": "RUNNING", "pod": "Running", "executors": pending,
+                                    "executor_unschedulable": message}])
+    name = submit()
+    controller.step()
+    controller.step()
+    sensor = sensor_for(name, startup_timeout=300)
+    assert sensor.poke({"ti": RecordingTaskInstance()}) is False
+    fake_k8s.age(NAMESPACE, name, 301)
+    expected = (f"did not start within 300 s (RUNNING): executor train-exec-1: Unschedulable: {message}; "
+                "the application was deleted")
+    with pytest.raises(SparkApplicationFailed, match=f"{re.escape(expected)}$"):
         sensor.poke({"ti": RecordingTaskInstance()})
     assert fake_k8s.apps == {}
 
@@ -317,8 +339,8 @@ def test_a_failing_pod_read_at_the_startup_deadline_still_deletes_the_applicatio
     with pytest.raises(SparkApplicationFailed) as raised:
         sensor_for(name, startup_timeout=300).poke({"ti": RecordingTaskInstance()})
     assert str(raised.value) == (
-        f"SparkApplication {name} in namespace {NAMESPACE} did not start within 300 s (SUBMITTED): the "
-        f"driver pod could not be read (Reading the driver pod of SparkApplication {name} in namespace "
+        f"SparkApplication {name} in namespace {NAMESPACE} did not start within 300 s (SUBMITTED): the pod "
+        f"could not be read (Reading pod {name}-driver of SparkApplication {name} in namespace "
         f"{NAMESPACE} failed with HTTP 503: injected InternalError); the application was deleted")
     assert fake_k8s.apps == {}
 

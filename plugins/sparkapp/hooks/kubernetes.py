@@ -33,7 +33,7 @@ from urllib3.exceptions import HTTPError
 
 from sparkapp.application import SPEC_HASH_ANNOTATION
 from sparkapp.client import ApplicationAlreadyExists, ApplicationNotFound, SparkApplicationApiError
-from sparkapp.states import driver_pod_name
+from sparkapp.states import driver_pod_name, executors_stuck, pending_executors
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -226,10 +226,12 @@ class SparkApplicationHook(KubernetesHook):
             _preload_content=False, _request_timeout=REQUEST_TIMEOUT)
         return response.data.decode("utf-8", errors="replace")
 
-    def driver_pending_reason(self, application: dict) -> str | None:
-        """Why the driver pod is not running yet (scheduling or image trouble), if it says."""
-        pod_name, namespace = driver_pod_name(application), self.resolve_namespace(
-            application["metadata"].get("namespace"))
+    def pending_reason(self, application: dict) -> str | None:
+        """Why the driver pod, or once it runs the first pending executor pod, is not running yet
+        (scheduling or image trouble), if it says; the pod named in the application's status."""
+        executors = pending_executors(application) if executors_stuck(application) else []
+        pod_name = executors[0] if executors else driver_pod_name(application)
+        namespace = self.resolve_namespace(application["metadata"].get("namespace"))
         if pod_name is None:
             return None
         try:
@@ -237,19 +239,19 @@ class SparkApplicationHook(KubernetesHook):
         except ApiException as exc:
             if exc.status == 404:
                 return None
-            raise self._fail(exc, "Reading the driver pod of", application["metadata"]["name"],
+            raise self._fail(exc, f"Reading pod {pod_name} of", application["metadata"]["name"],
                              namespace) from None
         except (HTTPError, *TRANSIENT_CONNECTION_ERRORS) as exc:
             raise SparkApplicationApiError(
-                f"Reading the driver pod {pod_name} got no answer ({type(exc).__name__}: {exc})",
-                status=None) from None
+                f"Reading pod {pod_name} got no answer ({type(exc).__name__}: {exc})", status=None) from None
+        prefix = f"executor {pod_name}: " if executors else ""
         for condition in pod.status.conditions or []:
             if condition.type == "PodScheduled" and condition.status == "False":
-                return f"{condition.reason}: {condition.message}"
+                return f"{prefix}{condition.reason}: {condition.message}"
         for container in pod.status.container_statuses or []:
             waiting = container.state.waiting if container.state else None
             if waiting and waiting.reason:
-                return f"{waiting.reason}: {waiting.message or ''}".rstrip(": ")
+                return f"{prefix}{waiting.reason}: {waiting.message or ''}".rstrip(": ")
         return None
 
     @generic_api_retry

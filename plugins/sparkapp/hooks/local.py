@@ -162,7 +162,7 @@ class LocalSparkApplicationClient:
         # spark-submit ran in client mode inside the submit task: its log is that task's log.
         return None
 
-    def driver_pending_reason(self, application: dict) -> str | None:
+    def pending_reason(self, application: dict) -> str | None:
         return None
 
     def check_access(self, namespace: str | None) -> str:

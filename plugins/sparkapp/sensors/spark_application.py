@@ -181,9 +181,9 @@ class SparkApplicationSensor(BaseSensorOperator):
             return True
         if verdict == "startup_timeout":
             try:
-                pending = self.client.driver_pending_reason(application)
+                pending = self.client.pending_reason(application)
             except SparkApplicationApiError as exc:
-                pending = f"the driver pod could not be read ({exc})"
+                pending = f"the pod could not be read ({exc})"
             reason = pending or (
                 "the Spark Operator never picked it up: is the namespace among its jobNamespaces?"
                 if state == states.NEW else "the driver pod gave no reason")

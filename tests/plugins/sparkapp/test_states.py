@@ -52,3 +52,25 @@ def application(state: str, age: float) -> dict:
 def test_the_waiting_verdict(state, age, verdict):
     assert states.waiting_verdict(application(state, age), startup_timeout=60, deadline=3600) == verdict
     assert states.STARTUP_STATES == {"", "SUBMITTED"}
+
+
+def test_a_rerun_is_timed_from_its_own_submission():
+    application = {"metadata": {"creationTimestamp": "2013-06-30T01:00:00Z"},
+                   "status": {"lastSubmissionAttemptTime": "2013-06-30T01:09:00Z",
+                              "applicationState": {"state": "SUBMITTED"}}}
+    now = datetime(2013, 6, 30, 1, 10, 30, tzinfo=timezone.utc)
+    assert (states.age_seconds(application, now), states.attempt_seconds(application, now)) == (630.0, 90.0)
+    del application["status"]["lastSubmissionAttemptTime"]  # not submitted yet: since creation
+    assert states.attempt_seconds(application, now) == 630.0
+
+
+@pytest.mark.parametrize(("executors", "verdict"), [
+    ({"train-exec-1": "PENDING", "train-exec-2": "PENDING"}, "startup_timeout"),
+    ({"train-exec-1": "PENDING", "train-exec-2": "RUNNING"}, None),  # it makes progress
+    ({}, None),  # the driver has not asked for executors yet
+])
+def test_a_running_driver_whose_executors_all_pend_has_not_started(executors, verdict):
+    app = application("RUNNING", 120)
+    app["status"]["executorState"] = executors
+    assert states.waiting_verdict(app, startup_timeout=60, deadline=3600) == verdict
+    assert states.pending_executors(app) == sorted(p for p, s in executors.items() if s == "PENDING")

@@ -65,7 +65,7 @@ def test_without_a_driver_pod_there_is_no_log_and_no_pending_reason(fake_k8s):
     hook = SparkApplicationHook(kubernetes_conn_id=CONN_ID)
     for app in (application(None), application("features-20130630-abcdef12-driver")):  # none yet; gone
         assert hook.read_driver_log(app, 50) is None
-        assert hook.driver_pending_reason(app) is None
+        assert hook.pending_reason(app) is None
     assert fake_k8s.count("GET", "/pods/") == 2  # nothing asked before the operator names a pod
 
 
@@ -76,7 +76,7 @@ def test_the_driver_pod_is_the_one_the_operator_recorded(fake_k8s):
             {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "no node"}]}}
     fake_k8s.logs[(NAMESPACE, "spark-7f3a-driver")] = ["one", "two", "three"]
     assert hook.read_driver_log(application("spark-7f3a-driver"), 2) == ["two", "three"]
-    assert hook.driver_pending_reason(application("spark-7f3a-driver")) == "Unschedulable: no node"
+    assert hook.pending_reason(application("spark-7f3a-driver")) == "Unschedulable: no node"
 
 
 def test_driver_log_and_pod_reads_are_retried_then_fail_with_the_api_message(fake_k8s):
@@ -95,7 +95,7 @@ def test_driver_log_and_pod_reads_are_retried_then_fail_with_the_api_message(fak
         hook.read_driver_log(application(pod), 5)
     assert fake_k8s.count("GET", f"{pod}/log$") == 3 + kubernetes_helper_functions.API_RETRIES
     fake_k8s.inject(Fault("GET", f"pods/{pod}$", 500, times=1))
-    assert hook.driver_pending_reason(application(pod)) is None  # retried: Running, nothing pending
+    assert hook.pending_reason(application(pod)) is None  # retried: Running, nothing pending
 
 
 def test_a_request_that_hangs_times_out_and_is_retried(fake_k8s, monkeypatch):
