@@ -406,6 +406,22 @@ def _quota_used(platform, resource: str) -> int:
     return int(used[resource])
 
 
+def _settled_application_count(platform, timeout: float = 60) -> int:
+    """The quota's count of SparkApplications once it equals how many there are (the controller
+    recounts after a deletion, asynchronously; creation is counted by admission, synchronously)."""
+    from kubernetes import client
+    deadline = time.monotonic() + timeout
+    with platform.plane.api_client() as api:
+        custom = client.CustomObjectsApi(api)
+        while True:
+            there = len(custom.list_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL)["items"])
+            counted = _quota_used(platform, SPARK_APPLICATION_COUNT)
+            if counted == there:
+                return counted
+            assert time.monotonic() < deadline, f"the quota counts {counted} SparkApplications, {there} exist"
+            time.sleep(0.5)
+
+
 def _exists(read) -> bool:
     """Whether ``read()`` finds its object (False on 404)."""
     from kubernetes.client.exceptions import ApiException
@@ -416,6 +432,19 @@ def _exists(read) -> bool:
             return False
         raise
     return True
+
+
+def _wait_until_gone(platform, name: str, *, pods: list[str], timeout: float = 60) -> None:
+    """Wait until application ``name`` and ``pods`` are gone (read as the worker, which may get both)."""
+    from kubernetes import client
+    with platform.api_client() as api:
+        core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
+        reads = {name: lambda: custom.get_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name),
+                 **{pod: (lambda pod=pod: core.read_namespaced_pod(pod, NAMESPACE)) for pod in pods}}
+        deadline = time.monotonic() + timeout
+        while left := [what for what, read in reads.items() if _exists(read)]:
+            assert time.monotonic() < deadline, f"still there {timeout:.0f} s after the deletion: {left}"
+            time.sleep(0.5)
 
 
 def _wait_for_driver(api, name: str, timeout: float = 120):
@@ -449,7 +478,6 @@ def _wait_for_driver(api, name: str, timeout: float = 120):
 ])
 def test_the_driver_pod_is_admitted_and_carries_what_the_manifest_asks(
         platform, manifests, monkeypatch, path, resources, priority_class, priority) -> None:
-    from kubernetes import client
 
     from sparkapp.hooks.kubernetes import SparkApplicationHook
 
@@ -458,7 +486,7 @@ def test_the_driver_pod_is_admitted_and_carries_what_the_manifest_asks(
     for key, value in platform.connection_env().items():
         monkeypatch.setenv(key, value)
     hook = SparkApplicationHook(kubernetes_conn_id="kubernetes_default")
-    counted = _quota_used(platform, SPARK_APPLICATION_COUNT)
+    counted = _settled_application_count(platform)
     hook.create_application(manifest)
     try:
         assert _quota_used(platform, SPARK_APPLICATION_COUNT) == counted + 1  # the quota admitted it
@@ -494,12 +522,7 @@ def test_the_driver_pod_is_admitted_and_carries_what_the_manifest_asks(
     finally:
         assert hook.delete_application(name, NAMESPACE) is True
     # the garbage collector removes the driver pod with its application (it owns the pod)
-    with platform.api_client() as api:
-        core = client.CoreV1Api(api)
-        deadline = time.monotonic() + 60
-        while _exists(lambda: core.read_namespaced_pod(f"{name}-driver", NAMESPACE)):
-            assert time.monotonic() < deadline, f"{name}-driver still there 60 s after its application went"
-            time.sleep(0.5)
+    _wait_until_gone(platform, name, pods=[f"{name}-driver"])
 
 
 # ------------------------------------------------------------------------- the GPU profile's executors
@@ -625,10 +648,5 @@ def test_a_gpu_executor_gets_its_profile_from_the_webhook_and_runs_only_on_a_gpu
             assert pod.spec.node_name == "kwok-gpu-node-0"
     finally:
         assert hook.delete_application(name, NAMESPACE) is True
-    # the executor goes with its driver, the driver with its application
-    with platform.plane.api_client() as api:
-        core = client.CoreV1Api(api)
-        deadline = time.monotonic() + 60
-        while pods := core.list_namespaced_pod(NAMESPACE, label_selector=f"spark-app-name={name}").items:
-            assert time.monotonic() < deadline, [p.metadata.name for p in pods]
-            time.sleep(0.5)
+    # the executor goes with its driver (it owns it), the driver with its application
+    _wait_until_gone(platform, name, pods=[f"{name}-driver", f"{name}-exec-1"])
