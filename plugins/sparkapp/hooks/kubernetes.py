@@ -6,7 +6,8 @@ Reads and deletes retry transient API trouble (429 with ``Retry-After``, 5xx, co
 through the provider's ``generic_api_retry``. Create is never retried blindly: after a 5xx or a lost
 answer the application is read back (ours if its spec hash is ours), and only when it was not
 stored is it created again, with exponential backoff or the server's ``Retry-After``, for up to
-:data:`CREATE_RETRY_SECONDS` (a webhook being rolled out answers 500 for a while). Deletion is in
+:data:`CREATE_RETRY_SECONDS` (a webhook being rolled out answers 500 for a while; a quota that has
+not counted SparkApplications yet answers 403 "status unknown for quota" until its recount). Deletion is in
 the foreground: the application stays, with a ``deletionTimestamp``, until the garbage collector
 has removed its driver pod, UI service and ConfigMaps, so a new application of the same name never
 meets the old one's.
@@ -51,6 +52,9 @@ CREATE_RETRY_SECONDS = 180.0
 CREATE_RETRY_WAIT = (API_RETRY_WAIT_MIN, API_RETRY_WAIT_MAX)
 #: The longest ``Retry-After`` honoured.
 MAX_RETRY_AFTER_SECONDS = 60.0
+#: The quota admission's refusal while the quota controller has not counted a new resource yet (a
+#: quota made before the Spark Operator's CRD was discovered): it passes at the next recount.
+QUOTA_NOT_COUNTED = "status unknown for quota"
 #: Dependents (driver pod, UI service, ConfigMaps) go before the application does.
 DELETE_PROPAGATION = "Foreground"
 
@@ -114,14 +118,15 @@ class SparkApplicationHook(KubernetesHook):
                     raise ApplicationAlreadyExists(
                         f"SparkApplication {name} already exists in namespace {namespace}"
                     ) from None
-                if exc.status != 429 and exc.status < 500:
+                not_counted = exc.status == 403 and QUOTA_NOT_COUNTED in api_message(exc)
+                if exc.status != 429 and exc.status < 500 and not not_counted:
                     raise self._fail(exc, "Creating", name, namespace) from None
                 last, last_status = f"HTTP {exc.status}: {api_message(exc)}", exc.status
                 wait = retry_after(exc)
             except (HTTPError, *TRANSIENT_CONNECTION_ERRORS) as exc:
                 last, last_status = f"no answer ({type(exc).__name__}: {exc})", None
-            # 429 is refused before anything is written; after a 5xx or no answer it may be stored
-            stored = None if last_status == 429 else self._stored_copy(manifest, namespace)
+            # 429 and 403 are refused before anything is written; after a 5xx or no answer it may be stored
+            stored = None if last_status in (403, 429) else self._stored_copy(manifest, namespace)
             if stored is not None:
                 self.log.info("SparkApplication %s was stored despite the failed answer (%s)", name, last)
                 return stored

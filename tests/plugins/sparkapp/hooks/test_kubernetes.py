@@ -179,3 +179,16 @@ def test_check_access_lists_the_namespace_or_says_why_not(fake_k8s):
     expected = f"Listing SparkApplications in namespace {NAMESPACE} failed with HTTP 403: injected Forbidden"
     with pytest.raises(SparkApplicationApiError, match=re.escape(expected)):
         hook.check_access(None)
+
+
+def test_create_waits_for_a_quota_that_has_not_counted_spark_applications_yet(fake_k8s, clock):
+    message = ('sparkapplications.sparkoperator.k8s.io "features-20130630-abcdef12" is forbidden: status '
+               "unknown for quota: compute, resources: count/sparkapplications.sparkoperator.k8s.io")
+    fake_k8s.inject(Fault("POST", "/sparkapplications$", 403, times=2, message=message))
+    manifest = render_manifest(JOB, name="features-20130630-abcdef12", namespace=NAMESPACE)
+    SparkApplicationHook(kubernetes_conn_id=CONN_ID).create_application(manifest)
+    assert clock.sleeps == [1.0, 2.0] and fake_k8s.created == ["features-20130630-abcdef12"]
+    fake_k8s.inject(Fault("POST", "/sparkapplications$", 403, message="forbidden: User cannot create"))
+    other = render_manifest(JOB, name="features-20130701-abcdef12", namespace=NAMESPACE)
+    with pytest.raises(SparkApplicationApiError, match="failed with HTTP 403: forbidden: User cannot create"):
+        SparkApplicationHook(kubernetes_conn_id=CONN_ID).create_application(other)  # any other 403: at once
