@@ -1,21 +1,28 @@
 """Pods on KWOK nodes that behave as a kubelet's: GPUs, ending, logs, and Spark drivers that end.
 
-One control plane for the module: a CPU node, a GPU node with one GPU, and the Spark Operator.
+One control plane for the module: a CPU node, a GPU node with one GPU, the Spark Operator, and the
+cluster's PriorityClass for training (deploy/cluster), which the GPU profile's pods name.
 """
 
 from __future__ import annotations
 
 import datetime
 import json
+import re
 import time
+from pathlib import Path
 
 import psutil
 import pytest
+import yaml
 
 from testing.controlplane import harness
-from testing.controlplane.pods import DriverExecutor, DriverOutcome
+from testing.controlplane.pods import DriverExecutor, DriverOutcome, DriverRun
 
 pytestmark = pytest.mark.controlplane
+
+#: The cluster's PriorityClass of training pods, which the GPU profile's driver and executors name.
+PRIORITY_CLASS = Path(__file__).resolve().parents[2] / "deploy" / "cluster" / "priorityclass.yaml"
 
 NAMESPACE = "spark-test"
 GROUP, VERSION, PLURAL = "sparkoperator.k8s.io", "v1beta2", "sparkapplications"
@@ -32,6 +39,7 @@ UNTOLERATED = ("0/2 nodes are available: 1 node(s) didn't match Pod's node affin
 
 @pytest.fixture(scope="module")
 def plane():
+    from kubernetes import client
     plane = harness.ControlPlane(kwok=True).start()
     try:
         plane.add_node("cpu-0")
@@ -39,6 +47,8 @@ def plane():
         plane.start_spark_operator(namespaces=[NAMESPACE])
         with plane.api_client() as api:
             _spark_service_account(api)
+            client.SchedulingV1Api(api).create_priority_class(
+                yaml.safe_load(PRIORITY_CLASS.read_text()))
         yield plane
     finally:
         pids = plane.pids()
@@ -347,3 +357,237 @@ def test_local_runs_do_the_real_computation_and_the_spark_operator_records_how_t
     recorded = {name: local.get_application(name, NAMESPACE)["status"]["applicationState"]["state"]
                 for name in ("local-sum", "local-refuses")}
     assert recorded == {"local-sum": "COMPLETED", "local-refuses": "FAILED"}
+
+
+# ------------------------------------------------------------------------------ Spark executors
+
+
+def _gpu_app(name: str, **spark_conf: str) -> dict:
+    """The training job's SparkApplication as the project renders it with its GPU profile."""
+    from flight_delays.jobs import TRAIN_JOB
+    from sparkapp.application.rendering import render_manifest
+    manifest = render_manifest(TRAIN_JOB.with_profile("gpu"), name=name, namespace=NAMESPACE)
+    manifest["spec"]["sparkConf"].update(spark_conf)
+    return manifest
+
+
+def _until(what: str, check, timeout: float = 120):
+    """``check()``'s first truthy answer, polled."""
+    deadline = time.monotonic() + timeout
+    while not (answer := check()):
+        assert time.monotonic() < deadline, f"not {what} after {timeout:.0f}s"
+        time.sleep(0.2)
+    return answer
+
+
+def _as_dict(obj) -> dict:
+    from kubernetes import client
+    return client.ApiClient().sanitize_for_serialization(obj)
+
+
+def _executor_pods(core, application: str) -> dict[str, dict]:
+    pods = core.list_namespaced_pod(
+        NAMESPACE, label_selector=f"spark-role=executor,sparkoperator.k8s.io/app-name={application}").items
+    return {p.metadata.name: _as_dict(p) for p in pods}
+
+
+def _status(custom, name: str) -> dict:
+    return custom.get_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name).get("status", {})
+
+
+def _delete_app(custom, core, name: str) -> None:
+    from kubernetes.client.exceptions import ApiException
+    try:
+        custom.delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name)
+    except ApiException as e:
+        if e.status != 404:
+            raise
+    # the garbage collector removes the executors with their driver pod (their controller owner)
+    _until(f"{name}'s pods gone", lambda: not core.list_namespaced_pod(
+        NAMESPACE, label_selector=f"sparkoperator.k8s.io/app-name={name}").items)
+
+
+def test_a_scripted_driver_creates_its_executors_as_spark_does_and_they_wait_for_a_free_gpu(
+        plane, core) -> None:
+    from kubernetes import client
+
+    # the one GPU is taken by a pod of the same priority, so that the executors cannot preempt it
+    holder = _pod("gpu-holder", priorityClassName="ml-training",
+                  nodeSelector={"nvidia.com/gpu.present": "true"},
+                  tolerations=[{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}])
+    holder["spec"]["containers"][0]["resources"] = {"limits": {"nvidia.com/gpu": "1"}}
+    core.create_namespaced_pod("default", holder)
+    held = True
+    # a fixed executor name prefix; and Spark's scheduler waits only 1s for its executors to register
+    app = _gpu_app("gpu-waits", **{"spark.kubernetes.executor.podNamePrefix": "gpu-waits",
+                                   "spark.scheduler.maxRegisteredResourcesWaitingTime": "1s"})
+    names = ["gpu-waits-exec-1", "gpu-waits-exec-2"]
+    script = {"gpu-waits": DriverOutcome(executors=True, after=3600)}
+    with plane.api_client() as api, DriverExecutor(plane, [NAMESPACE], script=script,
+                                                   run_locally=False) as executor:
+        custom = client.CustomObjectsApi(api)
+        try:
+            assert _running(core, "gpu-holder").spec.node_name == "gpu-0"
+            custom.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, app)
+            # no GPU is free: the operator records both executors PENDING, the scheduler says why
+            _until("both executors PENDING", lambda: _status(custom, "gpu-waits").get("executorState") == {
+                "gpu-waits-exec-1": "PENDING", "gpu-waits-exec-2": "PENDING"})
+            for name in names:
+                pod = core.read_namespaced_pod(name, NAMESPACE)
+                scheduled = [c for c in pod.status.conditions or [] if c.type == "PodScheduled"]
+                assert (pod.status.phase, scheduled[0].reason, scheduled[0].message) == (
+                    "Pending", "Unschedulable", NO_FREE_GPU)
+            # well past the registration wait, a driver with no executor running is still running
+            time.sleep(3)
+            status = _status(custom, "gpu-waits")
+            assert status["applicationState"] == {"state": "RUNNING"}
+            assert status["executorState"] == {"gpu-waits-exec-1": "PENDING", "gpu-waits-exec-2": "PENDING"}
+            assert core.read_namespaced_pod("gpu-waits-driver", NAMESPACE).status.phase == "Running"
+            assert executor.runs == []
+
+            # the GPU is free again: one executor gets it and runs, the other still waits
+            _delete(core, "gpu-holder")
+            held = False
+            states = _until("one executor RUNNING", lambda: (
+                s := _status(custom, "gpu-waits").get("executorState", {})) and "RUNNING" in s.values() and s)
+            assert sorted(states.values()) == ["PENDING", "RUNNING"]
+            pods = _executor_pods(core, "gpu-waits")
+            assert sorted(pods) == names
+            running = next(n for n, s in states.items() if s == "RUNNING")
+            assert {n: (p["status"]["phase"], p["spec"].get("nodeName")) for n, p in pods.items()} == {
+                n: ("Running", "gpu-0") if n == running else ("Pending", None) for n in names}
+
+            status = _status(custom, "gpu-waits")
+            driver = _as_dict(core.read_namespaced_pod("gpu-waits-driver", NAMESPACE))
+            application = custom.get_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, "gpu-waits")
+            for name, pod in pods.items():
+                meta, spec = pod["metadata"], pod["spec"]
+                (container,) = spec["containers"]
+                env = {e["name"]: e.get("value") for e in container["env"]}
+                # what Spark's driver sets: names, labels (its own and the operator's executor labels)...
+                assert meta["labels"] == {
+                    "spark-app-name": "gpu-waits", "spark-app-selector": status["sparkApplicationId"],
+                    "spark-exec-id": name[-1], "spark-exec-resourceprofile-id": "0", "spark-role": "executor",
+                    "spark-version": "4.3.0", "sparkoperator.k8s.io/app-name": "gpu-waits",
+                    "sparkoperator.k8s.io/launched-by-spark-operator": "true",
+                    "sparkoperator.k8s.io/mutated-by-spark-operator": "true",
+                    "sparkoperator.k8s.io/submission-id": status["submissionID"]}
+                assert meta["annotations"] == {"prometheus.io/path": "/metrics", "prometheus.io/port": "8090",
+                                               "prometheus.io/scrape": "true"}
+                # ...owners: the application (the operator's executor template) and, controlling, the driver
+                assert meta["ownerReferences"] == [
+                    {"apiVersion": "sparkoperator.k8s.io/v1beta2", "kind": "SparkApplication",
+                     "name": "gpu-waits", "uid": application["metadata"]["uid"]},
+                    {"apiVersion": "v1", "kind": "Pod", "name": "gpu-waits-driver",
+                     "uid": driver["metadata"]["uid"], "controller": True}]
+                assert (spec["hostname"], spec["restartPolicy"], spec["serviceAccountName"]) == (
+                    name, "Never", "spark")
+                assert (container["name"], container["image"], container["args"]) == (
+                    "spark-kubernetes-executor", "ghcr.io/flight-delays/spark-jobs-gpu:0.1.0", ["executor"])
+                # 4 cores; 8g + 6g overhead; the GPU of spec.executor.gpu (Spark asks for the same from
+                # spark.executor.resource.gpu.*), requested as limited
+                assert container["resources"] == {
+                    "limits": {"cpu": "4", "memory": "14Gi", "nvidia.com/gpu": "1"},
+                    "requests": {"cpu": "4", "memory": "14Gi", "nvidia.com/gpu": "1"}}
+                assert (env["SPARK_DRIVER_URL"], env["SPARK_EXECUTOR_ID"], env["SPARK_EXECUTOR_CORES"],
+                        env["SPARK_EXECUTOR_MEMORY"], env["SPARK_APPLICATION_ID"]) == (
+                    f"spark://CoarseGrainedScheduler@{driver['status']['podIP']}:7078", name[-1], "4",
+                    "8192m", status["sparkApplicationId"])
+                # what the operator's webhook adds from spec.executor: placement, priority, security
+                # contexts, the metrics port and configuration (admission adds the default tolerations)
+                assert spec["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+                assert spec["tolerations"] == [
+                    {"effect": "NoExecute", "key": "node.kubernetes.io/not-ready", "operator": "Exists",
+                     "tolerationSeconds": 300},
+                    {"effect": "NoExecute", "key": "node.kubernetes.io/unreachable", "operator": "Exists",
+                     "tolerationSeconds": 300},
+                    {"effect": "NoSchedule", "key": "nvidia.com/gpu", "operator": "Exists"}]
+                assert (spec["priorityClassName"], spec["priority"]) == ("ml-training", 100000)
+                assert spec["securityContext"] == {
+                    "fsGroup": 185, "runAsGroup": 185, "runAsNonRoot": True, "runAsUser": 185,
+                    "seccompProfile": {"type": "RuntimeDefault"}}
+                assert container["securityContext"] == {
+                    "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
+                    "runAsNonRoot": True, "runAsUser": 185, "seccompProfile": {"type": "RuntimeDefault"}}
+                assert [(p["name"], p["containerPort"]) for p in container["ports"]] == [
+                    ("blockmanager", 7079), ("jmx-exporter", 8090)]
+                volumes = [v["name"] for v in spec["volumes"]]
+                assert (volumes[:2], volumes[3:]) == (["spark-conf-volume-exec", "spark-local-dir-1"],
+                                                      ["gpu-waits-prom-conf-vol"])
+            # the executors' ConfigMap, the driver's
+            (config_map,) = core.list_namespaced_config_map(
+                NAMESPACE, label_selector=f"spark-app-selector={status['sparkApplicationId']}").items
+            assert config_map.metadata.name == pods[names[0]]["spec"]["volumes"][0]["configMap"]["name"]
+            assert [(o.kind, o.name) for o in config_map.metadata.owner_references] == [
+                ("Pod", "gpu-waits-driver")]
+            assert executor.runs == []
+        finally:
+            if held:
+                _delete(core, "gpu-holder")
+            # the application goes, its driver pod with it and the executors with the driver
+            _delete_app(custom, core, "gpu-waits")
+        _until("the driver seen gone", lambda: executor.runs)
+    assert executor.runs == [DriverRun(NAMESPACE, "gpu-waits", "gpu-waits-driver", None, "deleted",
+                                       executors=dict.fromkeys(names))]
+
+
+@pytest.mark.parametrize("delete_on_termination", [None, False])
+def test_with_free_gpus_the_executors_run_and_end_before_their_driver_and_the_app_completes(
+        plane, core, delete_on_termination) -> None:
+    from kubernetes import client
+
+    name = "gpu-runs" if delete_on_termination is None else "gpu-keeps"
+    app = _gpu_app(name)
+    if delete_on_termination is not None:
+        app["spec"]["executor"]["deleteOnTermination"] = delete_on_termination
+    script = {name: DriverOutcome(executors=True, after=2.0, log=("model trained",))}
+    plane.add_node("gpu-1", gpus=1)  # two GPUs, one for each executor
+    try:
+        with plane.api_client() as api, DriverExecutor(plane, [NAMESPACE], script=script,
+                                                       run_locally=False) as executor:
+            custom = client.CustomObjectsApi(api)
+            custom.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, app)
+            final = _final(custom, [name])[name]
+            (run,) = _until("the driver's end recorded", lambda: executor.runs)
+            executors = sorted(run.executors)
+            # the operator counts every executor completed in the end
+            completed = dict.fromkeys(executors, "COMPLETED")
+            _until("the executors COMPLETED", lambda: _status(custom, name).get("executorState") == completed)
+            events = core.list_namespaced_event(NAMESPACE, field_selector=f"involvedObject.name={name}").items
+            pods = {p.metadata.name: p for p in core.list_namespaced_pod(
+                NAMESPACE, label_selector=f"spark-role=executor,sparkoperator.k8s.io/app-name={name}").items}
+            config_maps = core.list_namespaced_config_map(
+                NAMESPACE, label_selector=f"spark-app-selector={final['sparkApplicationId']}").items
+            driver = core.read_namespaced_pod(f"{name}-driver", NAMESPACE)
+
+        # Spark's own executor name prefix: the application's name and a unique id
+        prefix = executors[0].removesuffix("-exec-1")
+        assert re.fullmatch(rf"{name}-[0-9a-f]{{16}}", prefix)
+        assert executors == [f"{prefix}-exec-1", f"{prefix}-exec-2"]
+        assert (run.exit_code, run.outcome, run.log, run.executors) == (
+            0, "scripted", ["model trained"], dict.fromkeys(executors, 0))
+        assert final["applicationState"] == {"state": "COMPLETED"}
+        # both ran, as the operator saw
+        assert sorted(e.message for e in events if e.reason == "SparkExecutorRunning") == [
+            f"Executor {e} is running" for e in executors]
+        assert plane.read_pod_log(NAMESPACE, f"{name}-driver", "spark-kubernetes-driver") == "model trained\n"
+        driver_end = driver.status.container_statuses[0].state.terminated
+        assert (driver.status.phase, driver_end.exit_code) == ("Succeeded", 0)
+        if delete_on_termination is None:
+            # the driver deleted its executors and their ConfigMap
+            assert (pods, config_maps) == ({}, [])
+        else:
+            # kept: each ran on its own GPU node and ended with exit code 0 before the driver ended
+            assert sorted(pods) == executors
+            assert sorted(p.spec.node_name for p in pods.values()) == ["gpu-0", "gpu-1"]
+            for pod in pods.values():
+                terminated = pod.status.container_statuses[0].state.terminated
+                assert (pod.status.phase, terminated.exit_code, terminated.reason) == (
+                    "Succeeded", 0, "Completed")
+                assert terminated.finished_at <= driver_end.finished_at
+            assert len(config_maps) == 1
+    finally:
+        with plane.api_client() as api:
+            _delete_app(client.CustomObjectsApi(api), core, name)
+        core.delete_node("gpu-1")
+        _until("gpu-1 gone", lambda: "gpu-1" not in [n.metadata.name for n in core.list_node().items])
