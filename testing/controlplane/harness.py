@@ -602,6 +602,23 @@ class ControlPlane:
                 name, namespace, container=container, _preload_content=False, **options)
             return response.data.decode()
 
+    def create_spark_account(self, namespace: str, name: str = "spark") -> None:
+        """A service account for Spark drivers in ``namespace``, with a Role over the pods, services,
+        ConfigMaps and claims its executors need (tests that do not apply deploy/'s)."""
+        from kubernetes import client
+        with self.api_client() as api:
+            core, rbac = client.CoreV1Api(api), client.RbacAuthorizationV1Api(api)
+            core.create_namespaced_service_account(namespace, client.V1ServiceAccount(
+                metadata=client.V1ObjectMeta(name=name)))
+            rbac.create_namespaced_role(namespace, client.V1Role(
+                metadata=client.V1ObjectMeta(name=name),
+                rules=[client.V1PolicyRule(api_groups=[""], verbs=["*"], resources=[
+                    "pods", "services", "configmaps", "persistentvolumeclaims"])]))
+            rbac.create_namespaced_role_binding(namespace, client.V1RoleBinding(
+                metadata=client.V1ObjectMeta(name=name),
+                role_ref=client.V1RoleRef(api_group="rbac.authorization.k8s.io", kind="Role", name=name),
+                subjects=[client.RbacV1Subject(kind="ServiceAccount", name=name, namespace=namespace)]))
+
     def kubeconfig_for(self, user: str) -> Path:
         assert self.workdir is not None
         return self.workdir / f"{user}.kubeconfig"

@@ -45,8 +45,8 @@ def plane():
         plane.add_node("cpu-0")
         plane.add_node("gpu-0", gpus=1)
         plane.start_spark_operator(namespaces=[NAMESPACE])
+        plane.create_spark_account(NAMESPACE)
         with plane.api_client() as api:
-            _spark_service_account(api)
             client.SchedulingV1Api(api).create_priority_class(
                 yaml.safe_load(PRIORITY_CLASS.read_text()))
         yield plane
@@ -62,21 +62,6 @@ def core(plane):
     from kubernetes import client
     with plane.api_client() as api:
         yield client.CoreV1Api(api)
-
-
-def _spark_service_account(api) -> None:
-    from kubernetes import client
-    core, rbac = client.CoreV1Api(api), client.RbacAuthorizationV1Api(api)
-    core.create_namespaced_service_account(NAMESPACE, client.V1ServiceAccount(
-        metadata=client.V1ObjectMeta(name="spark")))
-    rbac.create_namespaced_role(NAMESPACE, client.V1Role(
-        metadata=client.V1ObjectMeta(name="spark"),
-        rules=[client.V1PolicyRule(api_groups=[""], resources=["pods", "services", "configmaps",
-                                                                "persistentvolumeclaims"], verbs=["*"])]))
-    rbac.create_namespaced_role_binding(NAMESPACE, client.V1RoleBinding(
-        metadata=client.V1ObjectMeta(name="spark"),
-        role_ref=client.V1RoleRef(api_group="rbac.authorization.k8s.io", kind="Role", name="spark"),
-        subjects=[client.RbacV1Subject(kind="ServiceAccount", name="spark", namespace=NAMESPACE)]))
 
 
 def _pod(name: str, *containers: str, restart_policy: str = "Never", **spec) -> dict:

@@ -15,21 +15,6 @@ NAMESPACE = "spark-test"
 GROUP, VERSION, PLURAL = "sparkoperator.k8s.io", "v1beta2", "sparkapplications"
 
 
-def _spark_service_account(api) -> None:
-    from kubernetes import client
-    core, rbac = client.CoreV1Api(api), client.RbacAuthorizationV1Api(api)
-    core.create_namespaced_service_account(NAMESPACE, client.V1ServiceAccount(
-        metadata=client.V1ObjectMeta(name="spark")))
-    rbac.create_namespaced_role(NAMESPACE, client.V1Role(
-        metadata=client.V1ObjectMeta(name="spark"),
-        rules=[client.V1PolicyRule(api_groups=[""], resources=["pods", "services", "configmaps",
-                                                                "persistentvolumeclaims"], verbs=["*"])]))
-    rbac.create_namespaced_role_binding(NAMESPACE, client.V1RoleBinding(
-        metadata=client.V1ObjectMeta(name="spark"),
-        role_ref=client.V1RoleRef(api_group="rbac.authorization.k8s.io", kind="Role", name="spark"),
-        subjects=[client.RbacV1Subject(kind="ServiceAccount", name="spark", namespace=NAMESPACE)]))
-
-
 def _app(name: str) -> dict:
     return {
         "apiVersion": f"{GROUP}/{VERSION}", "kind": "SparkApplication",
@@ -51,8 +36,8 @@ def test_operator_submits_a_spark_application_and_its_driver_pod_runs_on_kwok() 
         plane.start_spark_operator(namespaces=[NAMESPACE])
         names = [p.name for p in plane.processes]
         assert names[-2:] == ["spark-operator-webhook", "spark-operator-controller"]
+        plane.create_spark_account(NAMESPACE)
         with plane.api_client() as api:
-            _spark_service_account(api)
             custom, core = client.CustomObjectsApi(api), client.CoreV1Api(api)
             created = custom.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, _app("pi"))
             # every version of the object, from a watch (a poll can miss SUBMITTED: RUNNING follows in ms)
