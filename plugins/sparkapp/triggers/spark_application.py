@@ -15,7 +15,6 @@ import asyncio
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.cncf.kubernetes.kubernetes_helper_functions import TRANSIENT_CONNECTION_ERRORS
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from sparkapp import states
@@ -32,6 +31,10 @@ ON_KILL_TIMEOUT_SECONDS = 20.0
 
 
 def _transient(exc: BaseException) -> bool:
+    # imported here: the DAG file imports this module through the sensor, and parsing it must not
+    # import the Kubernetes provider
+    from airflow.providers.cncf.kubernetes.kubernetes_helper_functions import TRANSIENT_CONNECTION_ERRORS
+
     status = getattr(exc, "status", None)
     if isinstance(status, int):
         return status == 429 or status >= 500
