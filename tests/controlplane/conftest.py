@@ -49,7 +49,7 @@ class SharedCluster:
         raise AssertionError(f"applications or Spark pods left in {self.namespace} after {timeout:.0f} s")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # stopped after the last test of tests/controlplane, not at the end
 def shared_cluster():
     with harness.ControlPlane(kwok=True) as plane:
         plane.add_node("cpu-0", cpu="64", memory="256Gi")
