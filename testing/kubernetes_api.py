@@ -71,6 +71,7 @@ class FakeKubernetesApi:
         self.requests: list[tuple[str, str]] = []
         self.created: list[str] = []
         self.held: set[tuple[str, str]] = set()
+        self.delete_options: list[dict] = []  # the DeleteOptions of each DELETE, in order
         self._resource_version = 0
         self._lock = threading.RLock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -187,7 +188,10 @@ class FakeKubernetesApi:
 
             def _dispatch(self, method: str) -> None:
                 url = urlparse(self.path)
-                body = self._body() if method in ("POST", "PUT", "PATCH") else None
+                body = self._body() if method in ("POST", "PUT", "PATCH", "DELETE") else None
+                if method == "DELETE":  # DeleteOptions come as the body or as query parameters
+                    query = {key: values[0] for key, values in parse_qs(url.query).items()}
+                    api.delete_options.append({**(body or {}), **query})
                 api.requests.append((method, url.path))
                 fault = api._take_fault(method, url.path)
                 if fault is not None:

@@ -211,6 +211,7 @@ def test_retry_after_the_application_failed_replaces_it(fake_k8s, controller):
     controller.script("features", [{"state": "COMPLETED", "pod": "Succeeded"}])
     assert submit() == name
     assert fake_k8s.created == [name, name]
+    assert fake_k8s.delete_options == [{"propagationPolicy": "Foreground"}]  # its pods went first
     assert fake_k8s.apps[(NAMESPACE, name)]["metadata"]["uid"] != first_uid
     assert wait(sensor_for(name), controller)
 
@@ -240,6 +241,9 @@ def test_killed_task_deletes_its_application(fake_k8s, controller):
     controller.step()
     sensor_for(name).on_kill()
     assert fake_k8s.apps == {} and fake_k8s.count("DELETE", name) == 1
+    # in the foreground: the application outlives its driver pod and ConfigMaps, so that the same name
+    # is never created again while they are still there
+    assert [options.get("propagationPolicy") for options in fake_k8s.delete_options] == ["Foreground"]
 
 
 def test_429_with_retry_after_on_reads_is_survived(fake_k8s, controller):
