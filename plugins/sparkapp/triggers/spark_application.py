@@ -93,19 +93,23 @@ class SparkApplicationTrigger(BaseTrigger):
             self.timeout_at)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        # the event is yielded outside the API client's context: a caller that takes one event and
+        # never closes the generator (dag.test()) leaves no connection open inside it
+        yield TriggerEvent(await self._wait())
+
+    async def _wait(self) -> dict:
+        """Poll until there is something to act on; the event's payload."""
         last_state, failed_polls = None, 0
         async with self._hook().applications(self.namespace) as applications:
             while True:
                 try:
                     application = await applications.read(self.application_name)
                 except ApplicationNotFound:
-                    yield TriggerEvent({"verdict": "not_found"})
-                    return
+                    return {"verdict": "not_found"}
                 except Exception as exc:  # the sensor turns it into a failure with this message
                     failed_polls += 1
                     if not _transient(exc) or failed_polls > FAILED_POLLS_TOLERATED:
-                        yield TriggerEvent({"verdict": "error", "message": f"{type(exc).__name__}: {exc}"})
-                        return
+                        return {"verdict": "error", "message": f"{type(exc).__name__}: {exc}"}
                     self.log.warning("Reading SparkApplication %s failed (%s: %s); polling on (%d of %d)",
                                      self.application_name, type(exc).__name__, exc, failed_polls,
                                      FAILED_POLLS_TOLERATED)
@@ -121,8 +125,7 @@ class SparkApplicationTrigger(BaseTrigger):
                 if verdict is None and self._timed_out():
                     verdict = "timeout"
                 if verdict is not None:
-                    yield TriggerEvent({"verdict": verdict, "state": state, "application": application})
-                    return
+                    return {"verdict": verdict, "state": state, "application": application}
                 await asyncio.sleep(self.poll_interval)
 
     async def on_kill(self) -> None:
