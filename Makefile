@@ -23,7 +23,7 @@ EMBEDDED := python -m devtools.environment
 help:
 	@echo "make demo   - set up, then run the retraining DAG once for DAY=$(DAY) and print its report"
 	@echo "make test   - set up, then run the whole test suite (end-to-end runs included)"
-	@echo "make airflow - start a local Airflow (api-server, scheduler, dag-processor, triggerer) on http://127.0.0.1:$(PORT); Ctrl-C stops it all"
+	@echo "make airflow - start a local Airflow (api-server, scheduler, dag-processor, triggerer, on PostgreSQL) on http://127.0.0.1:$(PORT); Ctrl-C stops it all"
 	@echo "make controlplane - build the test Kubernetes control plane from the Go module proxy (~25 min once, then cached)"
 	@echo "make horovod - build Horovod (torch trainer's second backend) into $(VENV); ~4 min once, needs cmake and g++"
 	@echo "make test-horovod - make horovod, then the Horovod backend's tests (left out of make test)"
@@ -78,7 +78,20 @@ browser:
 	  || { "$${apt[@]}" update -q >/dev/null && "$${apt[@]}" install -y -q chromium chromium-driver >/dev/null; } \
 	  || { echo "error: apt could not install chromium chromium-driver (see above)." >&2; exit 1; }
 
-test: $(VENV)/.torch-installed browser controlplane
+# `make airflow` and the real-Airflow tests keep Airflow's metadata in PostgreSQL (devtools/postgres.py):
+# Debian's server, installed with apt when missing (the launcher starts its own, under AIRFLOW_HOME).
+.PHONY: postgres
+postgres:
+	@if [ -n "$${POSTGRES_BIN_DIR:-}" ] || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then apt=(apt-get); elif sudo -n true 2>/dev/null; then apt=(sudo apt-get); \
+	else echo "error: make airflow needs PostgreSQL's server: apt-get install postgresql (as root)." >&2; exit 1; fi; \
+	echo "Installing postgresql with apt ..."; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	"$${apt[@]}" install -y -q postgresql >/dev/null \
+	  || { "$${apt[@]}" update -q >/dev/null && "$${apt[@]}" install -y -q postgresql >/dev/null; } \
+	  || { echo "error: apt could not install postgresql (see above)." >&2; exit 1; }
+
+test: $(VENV)/.torch-installed browser postgres controlplane
 	python -m pytest
 
 test-fast: $(VENV)/.torch-installed
@@ -134,7 +147,7 @@ clean:
 
 # A real local Airflow on the embedded default, in the foreground; Ctrl-C stops every process it started.
 .PHONY: airflow
-airflow: $(VENV)/.installed
+airflow: $(VENV)/.installed postgres
 	$(EMBEDDED) python -m devtools.local_airflow --port $(PORT)
 
 # One environment's namespace-scoped objects as `kubectl apply -k deploy/overlays/ENV` would apply

@@ -75,8 +75,7 @@ def run(first_day: date, days: int, max_active_runs: int) -> dict:
                 created = time.monotonic()
                 backfill = create_backfill(api, {
                     "dag_id": DAG_ID, "from_date": f"{first_day}T00:00:00Z",
-                    "to_date": f"{last_day}T00:00:00Z", "max_active_runs": max_active_runs},
-                    wait_for=airflow.wait_for)
+                    "to_date": f"{last_day}T00:00:00Z", "max_active_runs": max_active_runs})
                 airflow.wait_for("the backfill", lambda: api.get(
                     f"/api/v2/backfills/{backfill['id']}").json()["completed_at"], timeout=4 * 3600, every=10)
                 total = time.monotonic() - created

@@ -1,7 +1,9 @@
 """Run a local Airflow on the embedded default, in the foreground, until Ctrl-C.
 
-``make airflow`` calls ``python -m devtools.local_airflow``: it migrates the SQLite metadata
-database under ``$AIRFLOW_HOME``, creates the DAG's pools (:mod:`flight_delays.pools`) and starts
+``make airflow`` calls ``python -m devtools.local_airflow``: it starts a PostgreSQL server for the
+metadata (:mod:`devtools.postgres`, under ``$AIRFLOW_HOME/postgres``; unless
+``AIRFLOW__DATABASE__SQL_ALCHEMY_CONN`` names a database already), migrates the database, creates
+the DAG's pools (:mod:`flight_delays.pools`) and starts
 the four Airflow 3 components (``api-server``, ``scheduler``, ``dag-processor``, ``triggerer``)
 with the LocalExecutor, the API server bound to 127.0.0.1, the project's DAG and plugin folders
 and the ``spark_default`` connection of the embedded default (``local[2]``). It prints the address
@@ -9,9 +11,9 @@ and how to log in (SimpleAuthManager: the ``admin`` user, whose password Airflow
 ``$AIRFLOW_HOME``), then waits.
 
 Ctrl-C (SIGINT) or SIGTERM stops everything it started, tasks and ``spark-submit`` JVMs included,
-before it returns: the launcher is the child subreaper of its process tree, so a process orphaned
-on the way (a task whose worker died) is still found and stopped. Each component's output goes to
-``$AIRFLOW_HOME/logs/local-airflow/<component>.log``.
+and PostgreSQL last, before it returns: the launcher is the child subreaper of its process tree, so
+a process orphaned on the way (a task whose worker died) is still found and stopped. Each
+component's output goes to ``$AIRFLOW_HOME/logs/local-airflow/<component>.log``.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from devtools.environment import with_embedded_default
+from devtools.postgres import ROLE, LocalPostgres, PostgresError
 from flight_delays.contract import DAG_ID
 
 if TYPE_CHECKING:
@@ -46,10 +49,6 @@ TASK_SIDE_COMPONENTS = ("scheduler", "dag-processor", "triggerer")
 HEALTH_CHECKS = ("metadatabase", "scheduler", "triggerer", "dag_processor")
 SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
 _PR_SET_CHILD_SUBREAPER = 36
-#: Connection arguments of the SQLite metadata database (``[database] sql_alchemy_connect_args``
-#: names them): wait up to a minute for a lock instead of sqlite3's 5 s. Four components write to
-#: one file; under load, 5 s made Airflow refuse backfill creation with "Database is locked".
-SQLITE_CONNECT_ARGS = {"timeout": 60}
 
 
 def airflow_environment(base: Mapping[str, str], *, host: str, port: int) -> dict[str, str]:
@@ -69,9 +68,6 @@ def airflow_environment(base: Mapping[str, str], *, host: str, port: int) -> dic
     # `airflow` and `spark-submit` come from this virtualenv.
     if env.get("PATH", "").split(os.pathsep)[0] != interpreter_bin:
         env["PATH"] = os.pathsep.join(filter(None, [interpreter_bin, env.get("PATH")]))
-    if env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "sqlite").startswith("sqlite"):
-        env.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS",
-                       "devtools.local_airflow.SQLITE_CONNECT_ARGS")
     base_url = f"http://{host}:{port}"
     env.update({
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
@@ -132,14 +128,18 @@ class LocalAirflow:
     :param log_dir: where each component's output goes, one file per component.
     :param commands: the command line of each component, by name; the default runs
         ``python -m airflow <component>``.
+    :param not_airflow: the processes started here that are not Airflow's and that stopping it leaves
+        alone (the metadata database's, which stops after it).
     """
 
     def __init__(self, *, env: Mapping[str, str], log_dir: Path,
-                 commands: Mapping[str, Sequence[str]] | None = None) -> None:
+                 commands: Mapping[str, Sequence[str]] | None = None,
+                 not_airflow: Callable[[], set[int]] = set) -> None:
         self.env = dict(env)
         self.log_dir = log_dir
         self.commands = dict(commands) if commands is not None else {
             name: [sys.executable, "-m", "airflow", name] for name in COMPONENTS}
+        self.not_airflow = not_airflow
         self.processes: dict[str, subprocess.Popen] = {}
 
     def log_path(self, name: str) -> Path:
@@ -160,13 +160,15 @@ class LocalAirflow:
         return {name: p.returncode for name, p in self.processes.items() if p.poll() is not None}
 
     def descendants(self) -> list[psutil.Process]:
-        """Every live process started from here (components, workers, tasks, JVMs), zombies excluded."""
+        """Every live process of Airflow started from here (components, workers, tasks, JVMs), zombies
+        excluded."""
         import psutil
 
         found = []
+        spared = self.not_airflow()
         for process in psutil.Process().children(recursive=True):
             with contextlib.suppress(psutil.Error):
-                if process.status() != psutil.STATUS_ZOMBIE:
+                if process.pid not in spared and process.status() != psutil.STATUS_ZOMBIE:
                     found.append(process)
         return found
 
@@ -174,7 +176,7 @@ class LocalAirflow:
         """Collect the exit status of adopted orphans (the components' own is read by ``poll``)."""
         import psutil
 
-        ours = {p.pid for p in self.processes.values()}
+        ours = {p.pid for p in self.processes.values()} | self.not_airflow()
         for child in psutil.Process().children():
             if child.pid not in ours:
                 with contextlib.suppress(ChildProcessError, psutil.Error):
@@ -344,7 +346,8 @@ class DagCheck:
         return "\n".join(f"{e['filename']}: {e['stack_trace'].strip().splitlines()[-1]}" for e in errors)
 
 
-def banner(base_url: str, env: Mapping[str, str], airflow: LocalAirflow) -> str:
+def banner(base_url: str, env: Mapping[str, str], airflow: LocalAirflow,
+           postgres: LocalPostgres | None = None) -> str:
     passwords = password_file(env)
     password = read_password(passwords)
     home = env["AIRFLOW_HOME"]
@@ -356,7 +359,10 @@ def banner(base_url: str, env: Mapping[str, str], airflow: LocalAirflow) -> str:
         f"  log in         {login}",
         f"  REST API       POST {base_url}/auth/token {{\"username\": \"admin\", \"password\": ...}} "
         "-> Bearer token for /api/v2",
-        f"  Airflow home   {home} (metadata DB, airflow.cfg, task logs)",
+        f"  Airflow home   {home} (airflow.cfg, task logs)",
+        (f"  metadata DB    PostgreSQL on 127.0.0.1:{postgres.port}, user {ROLE}, password in "
+         f"{postgres.password_path}; its data and log in {postgres.folder}" if postgres else
+         "  metadata DB    [database] sql_alchemy_conn, as configured"),
         f"  data, MLflow   {data_root}, {mlflow}",
         f"  component logs {airflow.log_dir}/{{{','.join(airflow.processes)}}}.log",
         "  Ctrl-C stops Airflow and everything it started.",
@@ -389,7 +395,30 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     become_subreaper()
 
-    print(f"Preparing the metadata database in {env['AIRFLOW_HOME']} (airflow db migrate) ...", flush=True)
+    postgres = None
+    if "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" not in env:
+        postgres = LocalPostgres(Path(env["AIRFLOW_HOME"]) / "postgres")
+        print(f"Starting PostgreSQL for the metadata database ({postgres.folder}) ...", flush=True)
+        try:
+            postgres.start()
+        except PostgresError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = postgres.url
+    try:
+        status = _prepare_and_run(env, base_url, stop_requests, postgres,
+                                  startup_timeout=args.startup_timeout)
+    finally:
+        if postgres is not None:
+            postgres.stop()
+    print("Airflow stopped; no process left.", flush=True)
+    return status
+
+
+def _prepare_and_run(env: dict[str, str], base_url: str, stop_requests: list[int],
+                     postgres: LocalPostgres | None, *, startup_timeout: float) -> int:
+    """Migrate the database, create the pools, run the components until a stop request, stop them."""
+    print("Preparing the metadata database (airflow db migrate) ...", flush=True)
     migrate = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env,
                              capture_output=True, text=True)
     if stop_requests:
@@ -406,24 +435,28 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(pools.stdout.strip(), flush=True)
 
-    airflow = LocalAirflow(env=env, log_dir=Path(env["AIRFLOW_HOME"]) / "logs" / "local-airflow")
+    airflow = LocalAirflow(env=env, log_dir=Path(env["AIRFLOW_HOME"]) / "logs" / "local-airflow",
+                           not_airflow=postgres.pids if postgres else set)
     print(f"Starting {', '.join(COMPONENTS)} (LocalExecutor) ...", flush=True)
     airflow.start()
-    status = _run(airflow, base_url, env, stop_requests, startup_timeout=args.startup_timeout)
+    status = _run(airflow, base_url, env, stop_requests, postgres, startup_timeout=startup_timeout)
     killed = airflow.stop(hurry=lambda: len(stop_requests) > 1)
     if killed:
         print(f"Killed {len(killed)} process(es) that did not stop on SIGTERM:\n  " + "\n  ".join(killed))
-    print("Airflow stopped; no process left.", flush=True)
     return status
 
 
-def _run(airflow: LocalAirflow, base_url: str, env: Mapping[str, str], stop_requests: list[int], *,
-         startup_timeout: float) -> int:
+def _run(airflow: LocalAirflow, base_url: str, env: Mapping[str, str], stop_requests: list[int],
+         postgres: LocalPostgres | None, *, startup_timeout: float) -> int:
     """Wait for a stop request, watching the components; the exit status of the launcher."""
     deadline = time.monotonic() + startup_timeout
     dag_check: DagCheck | None = None
     status: dict[str, str] = {}
     while not stop_requests:
+        if postgres is not None and postgres.process.poll() is not None:
+            print(f"error: PostgreSQL exited with code {postgres.process.returncode}; the end of its log "
+                  f"({postgres.log_path}):\n{postgres.log_tail()}", file=sys.stderr, flush=True)
+            return 1
         exited = airflow.exited()
         if exited:
             name, code = next(iter(exited.items()))
@@ -433,7 +466,7 @@ def _run(airflow: LocalAirflow, base_url: str, env: Mapping[str, str], stop_requ
         if dag_check is None:
             status = health(base_url)
             if status and all(s == "healthy" for s in status.values()):
-                print(banner(base_url, env, airflow), flush=True)
+                print(banner(base_url, env, airflow, postgres), flush=True)
                 dag_check = DagCheck(base_url, read_password(password_file(env)))
             elif time.monotonic() > deadline:
                 print(f"error: Airflow was not healthy after {startup_timeout:.0f} s "

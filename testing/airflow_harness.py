@@ -200,76 +200,15 @@ def unpause_parsed_dag(airflow: Launcher, api: httpx.Client) -> dict:
     return dag
 
 
-def create_backfill(api: httpx.Client, body: dict, *, wait_for, attempts: int = 4) -> dict:
-    """``POST /api/v2/backfills``, recovering from Airflow's SQLite lock refusal.
+def create_backfill(api: httpx.Client, body: dict) -> dict:
+    """``POST /api/v2/backfills`` (what ``airflow backfill create`` and the UI's Backfill dialog do).
 
-    On SQLite (the embedded default) Airflow may answer 503 "Database is locked. Backfill creation is
-    not supported on SQLite under concurrent access" after it has stored the backfill and the first
-    of its runs (the scheduler starts them while the rest are created). The partial backfill and its
-    runs are left to finish (cancelling it deletes runs the scheduler may be holding, and the
-    scheduler crashed on that), then the rest is created: with ``reprocess_behavior: completed`` from
-    the first day the partial one did not rerun (creating the whole range again would rerun the same
-    first days and meet the same race), otherwise the same range, which creates only the runs that
-    are missing. If nothing is left (422 "No runs to create", or every day rerun), the partial
-    backfill is the backfill. ``make airflow`` gives SQLite a minute to wait for a lock, which makes
-    the refusal rarer; on PostgreSQL or MySQL it never happens.
-
-    :param wait_for: the launcher's ``wait_for(what, check, timeout, every)``.
+    The launcher's metadata database is PostgreSQL: creation is one transaction, with no lock refusal
+    to recover from (SQLite answered 503 "Database is locked" under concurrent access).
     """
-    request = dict(body)
-    for attempt in range(1, attempts + 1):
-        response = api.post("/api/v2/backfills", json=request)
-        if response.status_code == 503 and attempt < attempts:
-            assert "Database is locked" in response.text, response.text
-            print(f"backfill creation refused (SQLite lock), attempt {attempt}: "
-                  "letting the partial one finish")
-            # Its runs too: a refused creation may mark the partial backfill complete while runs it
-            # created are still queued or running, and creating again would replace runs the
-            # scheduler holds (it then crashes with ObjectDeletedError).
-            wait_for("the partial backfill and its runs to finish",
-                     lambda: not (_running_backfills(api, body["dag_id"])
-                                  or _unfinished_runs(api, body["dag_id"])),
-                     timeout=900, every=5)
-            if request.get("reprocess_behavior") == "completed":
-                remaining = _not_rerun_by_latest_backfill(api, request)
-                if not remaining:
-                    return _latest_backfill(api, body["dag_id"])
-                request = {**request, "from_date": remaining[0]}
-            continue
-        if response.status_code == 422 and attempt > 1 and "No runs to create" in response.text:
-            return _latest_backfill(api, body["dag_id"])
-        assert response.status_code == 200, response.text
-        return response.json()
-    raise AssertionError("unreachable")
-
-
-def _latest_backfill(api: httpx.Client, dag_id: str) -> dict:
-    return max(api.get("/api/v2/backfills", params={"dag_id": dag_id}).json()["backfills"],
-               key=lambda b: b["id"])
-
-
-def _not_rerun_by_latest_backfill(api: httpx.Client, request: dict) -> list[str]:
-    """The logical dates of ``request``'s range whose runs were not queued again since the latest
-    (partial) backfill was created, in date order."""
-    created = datetime.fromisoformat(_latest_backfill(api, request["dag_id"])["created_at"])
-    runs = api.get(f"/api/v2/dags/{request['dag_id']}/dagRuns",
-                   params={"run_type": "backfill", "limit": 1000}).json()["dag_runs"]
-    rerun = {r["logical_date"] for r in runs
-             if r["queued_at"] and datetime.fromisoformat(r["queued_at"]) >= created}
-    first, last = datetime.fromisoformat(request["from_date"]), datetime.fromisoformat(request["to_date"])
-    return sorted(r["logical_date"] for r in runs if r["logical_date"] not in rerun
-                  and first <= datetime.fromisoformat(r["logical_date"]) <= last)
-
-
-def _unfinished_runs(api: httpx.Client, dag_id: str) -> list[dict]:
-    listed = api.get(f"/api/v2/dags/{dag_id}/dagRuns", params={"state": ["queued", "running"]})
-    assert listed.status_code == 200, listed.text
-    return listed.json()["dag_runs"]
-
-
-def _running_backfills(api: httpx.Client, dag_id: str) -> list[dict]:
-    listed = api.get("/api/v2/backfills", params={"dag_id": dag_id}).json()["backfills"]
-    return [b for b in listed if b["completed_at"] is None]
+    response = api.post("/api/v2/backfills", json=body)
+    assert response.status_code == 200, response.text
+    return response.json()
 
 
 def stop_with_sigint(airflow: Launcher) -> None:

@@ -123,7 +123,8 @@ def kill_at(context, env: dict, day: int, step: str, *, delay: float) -> tuple[l
     writer.close()
     reached = receive(reader, child, until=step)
     time.sleep(delay)
-    os.kill(child.pid, signal.SIGKILL)
+    # Process.kill, not os.kill: the child may have ended (and the forkserver reaped it) in the delay
+    child.kill()
     child.join(30)
     assert child.exitcode in (-signal.SIGKILL, 0), (step, reached, child.exitcode)
     return reached, child.exitcode == -signal.SIGKILL

@@ -42,7 +42,6 @@ def test_environment_keeps_the_callers_embedded_default_and_sets_the_server():
         "SPARKAPP_LOCAL_STATE_DIR": str(ROOT / ".local" / "spark-applications"),
         "SPARK_LOCAL_IP": "127.0.0.1",
         "PYSPARK_PYTHON": sys.executable,
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "devtools.local_airflow.SQLITE_CONNECT_ARGS",
         "AIRFLOW__CORE__AUTH_MANAGER": local_airflow.SIMPLE_AUTH_MANAGER,
         "AIRFLOW__API__HOST": "127.0.0.1",
         "AIRFLOW__API__PORT": "18081",
@@ -57,17 +56,6 @@ def test_environment_keeps_the_callers_embedded_default_and_sets_the_server():
         "PATH": f"{bin_dir}:/usr/bin",
         "AIRFLOW__CORE__PARALLELISM": "2",
     }
-
-
-def test_sqlite_waits_a_minute_for_a_lock_and_other_databases_get_no_sqlite_argument():
-    import importlib
-
-    env = local_airflow.airflow_environment({}, host="127.0.0.1", port=8080)
-    module, _, name = env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS"].rpartition(".")
-    assert getattr(importlib.import_module(module), name) == {"timeout": 60}
-    postgres = {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "postgresql://airflow@db/airflow"}
-    assert "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS" not in local_airflow.airflow_environment(
-        postgres, host="127.0.0.1", port=8080)
 
 
 def test_environment_defaults_to_the_projects_local_folder():
@@ -135,11 +123,14 @@ while True:
     time.sleep(1)
 """
 DRIVER = """
-import json, pathlib, sys, time
+import json, pathlib, subprocess, sys, time
 from devtools import local_airflow
 marks, commands, hurry = pathlib.Path(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3] == "hurry"
 local_airflow.become_subreaper()
-airflow = local_airflow.LocalAirflow(env={"PATH": "/usr/bin:/bin"}, log_dir=marks / "logs", commands=commands)
+# Not Airflow's (the metadata database's server, stopped after Airflow): stopping leaves it alone.
+database = subprocess.Popen(["sleep", "600"])
+airflow = local_airflow.LocalAirflow(env={"PATH": "/usr/bin:/bin"}, log_dir=marks / "logs", commands=commands,
+                                     not_airflow=lambda: {database.pid})
 airflow.start()
 deadline = time.monotonic() + 30
 while not ((marks / "task-started").exists() and (marks / "orphan").exists()) and time.monotonic() < deadline:
@@ -147,8 +138,10 @@ while not ((marks / "task-started").exists() and (marks / "orphan").exists()) an
 seen = [p.pid for p in airflow.descendants()]
 started = time.monotonic()
 killed = airflow.stop(grace=3, hurry=lambda: hurry)
+spared = database.poll() is None
+database.kill()
 print(json.dumps({"seen": seen, "killed": killed, "exit_codes": airflow.exited(),
-                  "seconds": time.monotonic() - started,
+                  "seconds": time.monotonic() - started, "database": database.pid, "spared": spared,
                   "left": [p.pid for p in airflow.descendants()]}))
 """
 
@@ -175,6 +168,7 @@ def test_stop_terminates_tasks_first_then_the_api_server_and_kills_what_is_left(
 
     jvm, orphan = int((tmp_path / "task-started").read_text()), int((tmp_path / "orphan").read_text())
     assert {jvm, orphan} <= set(result["seen"])  # the orphan was adopted: the driver is the subreaper
+    assert result["database"] not in result["seen"] and result["spared"]
     assert (tmp_path / "task-terminated").exists()  # the task's group got SIGTERM, its handler ran
     # The API server is stopped only after the scheduler, whose running task could still report to it.
     assert float((tmp_path / "api-server-terminated").read_text()) >= \
@@ -194,6 +188,7 @@ def test_a_second_ctrl_c_kills_everything_at_once(tmp_path):
     assert result["seconds"] < 3  # no grace period waited for
     assert not (tmp_path / "task-terminated").exists()
     assert len(result["killed"]) == 7  # 4 components, the task and its child, the orphan
+    assert result["spared"]  # not the database's server
     assert result["exit_codes"] == dict.fromkeys(local_airflow.COMPONENTS, -9)
     assert result["left"] == []
     assert [p.pid for p in psutil.process_iter() if _session(p.pid) == session] == []

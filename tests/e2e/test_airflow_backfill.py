@@ -92,7 +92,7 @@ def _backfill_twice(airflow: Launcher, api: httpx.Client, layout: DataLayout) ->
 
 def run_backfill(airflow: Launcher, api: httpx.Client, body: dict) -> list[dict]:
     """Create the backfill, wait for it to complete, check its runs; return them."""
-    backfill = create_backfill(api, body, wait_for=airflow.wait_for)
+    backfill = create_backfill(api, body)
     started = time.monotonic()
     airflow.wait_for("the backfill to complete", lambda: api.get(
         f"/api/v2/backfills/{backfill['id']}").json()["completed_at"], timeout=900, every=5)

@@ -1,7 +1,7 @@
 """The DAG in a real Airflow, started as ``make airflow`` starts it, driven through the REST API.
 
 ``python -m devtools.local_airflow`` (the launcher of ``make airflow``) runs the api-server,
-scheduler, dag-processor and triggerer with the LocalExecutor on SQLite, in an Airflow home, data
+scheduler, dag-processor and triggerer with the LocalExecutor on PostgreSQL, in an Airflow home, data
 root and MLflow store of the test's own, on a free port. The test logs in as the generated admin,
 unpauses the DAG, triggers a run for 2013-06-30 with a conf, waits for it and checks what the
 scheduler's run did; then it triggers the next day, interrupts Airflow with SIGINT (Ctrl-C) while
