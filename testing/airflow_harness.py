@@ -46,9 +46,13 @@ def free_port() -> int:
 
 
 class Launcher:
-    """``python -m devtools.local_airflow`` in a session of its own, and what it started."""
+    """``python -m devtools.local_airflow`` in a session of its own, and what it started.
 
-    def __init__(self, tmp_path: Path) -> None:
+    :param env: set over the launcher's environment (the Kubernetes backend's settings, another DAG
+        folder).
+    """
+
+    def __init__(self, tmp_path: Path, env: dict[str, str] | None = None) -> None:
         self.home = tmp_path / "airflow"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -65,6 +69,7 @@ class Launcher:
             # Unpausing would otherwise start the scheduled run of yesterday's interval (replaying that
             # day of 2013 with the default 28-day window) before or beside the run under test.
             "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+            **(env or {}),
         }
         self.seen: dict[int, tuple[float, str]] = {}  # every process of the tree: create time, command
         self.process: subprocess.Popen | None = None
@@ -188,14 +193,14 @@ def log_in(airflow: Launcher, api: httpx.Client) -> str:
     return password
 
 
-def unpause_parsed_dag(airflow: Launcher, api: httpx.Client) -> dict:
+def unpause_parsed_dag(airflow: Launcher, api: httpx.Client, dag_id: str = DAG_ID) -> dict:
     """Wait for the DAG processor to parse the DAG (new DAGs start paused), then unpause it."""
     def parsed_dag() -> dict | None:
-        response = api.get(f"/api/v2/dags/{DAG_ID}")
+        response = api.get(f"/api/v2/dags/{dag_id}")
         return response.json() if response.status_code == 200 else None
 
     dag = airflow.wait_for("the DAG to be parsed", parsed_dag, timeout=120)
-    response = api.patch(f"/api/v2/dags/{DAG_ID}", json={"is_paused": False})
+    response = api.patch(f"/api/v2/dags/{dag_id}", json={"is_paused": False})
     assert response.status_code == 200 and response.json()["is_paused"] is False, response.text
     return dag
 

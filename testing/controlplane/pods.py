@@ -312,6 +312,8 @@ class DriverExecutor:
             with self._lock:
                 self.runs.append(DriverRun(namespace, application, name, exit_code, state, lines))
         except Exception as exc:  # kept, and raised by stop(): a worker thread has no caller to raise to
+            if getattr(exc, "status", None) == 404:
+                return  # the pod (or its application) was deleted first: there is nothing left to end
             self._error(f"driver pod {namespace}/{name}: {type(exc).__name__}: {exc}")
 
     def _drive(self, pod, application: str, container: str, outcome: DriverOutcome) -> None:

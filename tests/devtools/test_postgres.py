@@ -37,7 +37,8 @@ def test_a_cluster_is_created_once_and_keeps_its_data_and_password_across_restar
         assert [c for c in psutil.net_connections("unix") if c.pid in pids and c.laddr] == []
         # a wrong password is refused (scram-sha-256, not trust)
         with pytest.raises(psycopg2.OperationalError, match="password authentication failed"):
-            psycopg2.connect(host="127.0.0.1", port=first_port, user=ROLE, password="wrong", dbname=DATABASE)
+            psycopg2.connect(host="127.0.0.1", port=first_port, user=ROLE, password=password[::-1],
+                             dbname=DATABASE)
     finally:
         server.stop()
     assert server.pids() == set() and not any(psutil.pid_exists(p) for p in pids)

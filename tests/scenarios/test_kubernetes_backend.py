@@ -176,7 +176,8 @@ def test_application_deleted_from_outside_fails_clearly(fake_k8s, controller):
     with pytest.raises(SparkApplicationFailed) as raised:
         wait(sensor_for(name), controller)
     assert str(raised.value) == (f"SparkApplication {name} in namespace {NAMESPACE} no longer exists: "
-                                 "it was deleted while this task waited on it")
+                                 "it was deleted while this task waited on it (as marking this task "
+                                 "failed or clearing it does); clear the submit task too to submit it again")
 
 
 def test_5xx_on_create_with_the_object_stored_is_adopted(fake_k8s, controller):

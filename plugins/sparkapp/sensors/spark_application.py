@@ -141,7 +141,8 @@ class SparkApplicationSensor(BaseSensorOperator):
 
     def _gone(self) -> SparkApplicationFailed:
         return SparkApplicationFailed(
-            f"{self._where} no longer exists: it was deleted while this task waited on it")
+            f"{self._where} no longer exists: it was deleted while this task waited on it (as marking this "
+            "task failed or clearing it does); clear the submit task too to submit it again")
 
     def _read(self, context: Context) -> dict:
         namespace = self.client.resolve_namespace(self.namespace)
