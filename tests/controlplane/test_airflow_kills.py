@@ -14,6 +14,7 @@ fails, naming the deleted application; the one marked failed stays failed.
 
 from __future__ import annotations
 
+import json
 import textwrap
 import time
 
@@ -100,11 +101,12 @@ def _kill_two_waiting_runs(airflow: Launcher, api: httpx.Client, cluster) -> Non
             for day, run_id in runs.items()} == dict.fromkeys(DAYS, ("success", "failed"))
     assert _task(api, runs[cleared], "wait")["try_number"] == 2
     for day, run_id in runs.items():
-        first_try = _log(api, run_id, "wait", 1)
-        assert f"Deleted SparkApplication {names[day]}: the task was killed" in first_try, first_try[-3000:]
-    second_try = _log(api, runs[cleared], "wait", 2)
-    assert f"{names[cleared]} in namespace {cluster.namespace} no longer exists" in second_try, \
-        second_try[-3000:]
+        killed = f"Deleted SparkApplication {names[day]}: the task was killed"
+        first_try = _log(api, run_id, "wait", 1, until=killed)
+        assert killed in first_try, first_try[-3000:]
+    gone = f"{names[cleared]} in namespace {cluster.namespace} no longer exists"
+    second_try = _log(api, runs[cleared], "wait", 2, until=gone)
+    assert gone in second_try, second_try[-3000:]
     # each application was created once (nothing resubmitted it) and deleted once
     history = cluster.history
     assert {day: history.created("SparkApplication", name) for day, name in names.items()} == \
@@ -131,15 +133,17 @@ def _task(api: httpx.Client, run_id: str, task_id: str) -> dict:
     return response.json()
 
 
-def _log(api: httpx.Client, run_id: str, task_id: str, try_number: int) -> str:
+def _log(api: httpx.Client, run_id: str, task_id: str, try_number: int, *, until: str) -> str:
+    """The try's log through the API, once it holds ``until`` (or after 60 s): the task's last lines
+    reach the file after its state is reported."""
     url = f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}"
-    deadline = time.monotonic() + 30
-    while True:  # the triggerer's lines reach the task's log when the trigger ends
+    deadline = time.monotonic() + 60
+    while True:
         response = api.get(url, params={"full_content": True}, headers={"Accept": "application/json"})
         assert response.status_code == 200, response.text
-        text = "\n".join(str(line.get("event", "")) if isinstance(line, dict) else str(line)
-                         for line in response.json()["content"])
-        if "SparkApplication" in text or time.monotonic() > deadline:
+        # each line a structured message: the event, and an exception's message in error_detail
+        text = "\n".join(json.dumps(line) for line in response.json()["content"])
+        if until in text or time.monotonic() > deadline:
             return text
         time.sleep(1)
 
