@@ -84,3 +84,21 @@ def crd_schema() -> dict:
     crd = yaml.safe_load((SHARED_DIR / "crds" / "sparkoperator.k8s.io_sparkapplications.yaml").read_text())
     (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1beta2"]
     return version["schema"]["openAPIV3Schema"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def mlflow_tracking_uri_restored():
+    """Each test module leaves MLflow's tracking URI as it found it.
+
+    ``mlflow.set_tracking_uri`` also sets ``$MLFLOW_TRACKING_URI`` (for subprocesses), so a module that
+    points MLflow at a server it then stops would leave every later module's default on a dead server,
+    where MLflow's client retries each request for about four minutes before it gives up.
+    """
+    import mlflow
+
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    yield
+    if os.environ.get("MLFLOW_TRACKING_URI") != before:
+        mlflow.set_tracking_uri(before)  # None unsets the variable too
+        if before is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)

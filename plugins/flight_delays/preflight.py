@@ -19,6 +19,8 @@ import logging
 import shutil
 import subprocess
 import tempfile
+import urllib.error
+import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -147,10 +149,22 @@ def environment_problems(*, train: bool, backend: str, namespace: str) -> tuple[
     return problems, checked
 
 
+#: Seconds the preflight waits for an MLflow server's ``/health`` before it reports the server down.
+MLFLOW_PROBE_TIMEOUT_S = 10
+
+
 def _mlflow_answers(uri: str) -> None:
     from mlflow import MlflowClient
 
-    if uri.startswith("sqlite:///"):  # the embedded store: its folder must exist for the file
+    if uri.startswith(("http://", "https://")):
+        # One bounded request first: MLflow's client retries a refused connection 7 times with
+        # backoff (about four minutes) before it raises. Any HTTP answer, an error status included,
+        # means the server is up; the search below then checks the rest (credentials, the store).
+        try:
+            urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=MLFLOW_PROBE_TIMEOUT_S).close()
+        except urllib.error.HTTPError:
+            pass
+    elif uri.startswith("sqlite:///"):  # the embedded store: its folder must exist for the file
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
 

@@ -22,6 +22,7 @@ from mlflow.types import ColSpec, Schema
 
 from flight_delays.contract import APPLICATION_TAG, FEATURE_COLUMNS, LABEL_COLUMN
 from flight_delays.layout import DataLayout
+from flight_delays.preflight import environment_problems
 from flight_delays.registry import (
     CHALLENGER,
     CHAMPION,
@@ -203,6 +204,12 @@ def test_retry_after_a_crash_between_register_and_alias(store):
         CHAMPION, CHAMPION, "already champion (a retry of the same run)")
     assert aliases(store, "crashy") == {CHAMPION: 1}
     assert version_tags(store, "crashy", "1")["promotion.reason"] == "no champion yet"
+
+
+def test_the_preflight_reaches_this_store(store, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store[0])
+    problems, checked = environment_problems(train=True, backend="local", namespace="default")
+    assert (problems, checked[-1]) == ([], f"MLflow tracking at {store[0]}")
 
 
 def test_unknown_application_is_a_clear_error(store):
