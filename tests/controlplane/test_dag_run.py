@@ -5,10 +5,12 @@ in the (in-process) triggerer. Pods are simulated: each driver pod on its KWOK n
 application's manifest with the local backend (``DriverExecutor``), so the computation is real and
 the operator itself records COMPLETED from the driver pod's exit.
 
-What this proves beyond ``tests/e2e/test_dag_run_kubernetes.py`` (the fake API server): the manifests
-the DAG renders at run time are accepted by the real API server, its admission and the operator's
-webhook; deploy/'s RBAC lets the worker do all it does; the operator's real state machine drives the
-sensors to success.
+It proves that the manifests the DAG renders at run time, with deploy/'s pod settings (the data
+volume's claim, the Secrets as environment, event logs), are accepted by the real API server, its
+admission and the operator's webhook; that deploy/'s RBAC lets the worker do all it does; that the
+operator's real state machine drives the sensors to success; and that the run's report and MLflow
+record both stages. (The fake API server's executing operator, ``testing/kubernetes_api.py``, is kept
+for fault injection: ``tests/scenarios``.)
 """
 
 from __future__ import annotations
@@ -49,9 +51,20 @@ def cluster(shared_cluster, tmp_path, monkeypatch):
         shared_cluster.remove_applications()
 
 
-def test_dag_runs_on_the_real_control_plane(cluster):
+def stored_applications(shared_cluster, names: set[str]) -> dict[str, dict]:
+    """The SparkApplications ``names`` as the API server stores them (read as admin)."""
+    from kubernetes import client
+
+    with shared_cluster.plane.api_client() as api:
+        custom = client.CustomObjectsApi(api)
+        return {name: custom.get_namespaced_custom_object("sparkoperator.k8s.io", "v1beta2",
+                                                          shared_cluster.namespace, "sparkapplications", name)
+                for name in names}
+
+
+def test_dag_runs_on_the_real_control_plane(cluster, shared_cluster, tmp_path):
     history, executor = cluster
-    dag_run = run_dag(date(2013, 3, 15), {"window_days": 14, "history_days": 7})
+    dag_run = run_dag(date(2013, 3, 15), {"window_days": 14, "history_days": 7})  # 8 training days
     assert dag_run.state == "success", executor.errors
 
     names = history.names("SparkApplication", "features-") | history.names("SparkApplication", "train-")
@@ -62,6 +75,24 @@ def test_dag_runs_on_the_real_control_plane(cluster):
         assert "SUBMISSION_FAILED" not in history.states(name)
     assert sorted(run.application for run in executor.runs) == sorted(names)
     assert {run.outcome for run in executor.runs} == {"COMPLETED"}
+
+    applications = stored_applications(shared_cluster, names)
+    (features,) = [a for n, a in applications.items() if n.startswith("features-")]
+    assert features["spec"]["arguments"][:4] == ["--data-root", str(DataLayout.from_env().root),
+                                                 "--start-date", "2013-03-02"]
+    settings_ = shared_cluster.platform.settings()  # deploy/'s pod settings, rendered at run time
+    secrets = [{"secretRef": {"name": n}} for n in settings_["SPARKAPP_ENV_SECRETS"].split(",")]
+    for app in applications.values():
+        spec = app["spec"]
+        assert spec["volumes"] == [{"name": "data", "persistentVolumeClaim": {
+            "claimName": settings_["SPARKAPP_DATA_CLAIM"]}}]
+        assert spec["driver"]["envFrom"] == spec["executor"]["envFrom"] == secrets
+        assert spec["sparkConf"]["spark.eventLog.enabled"] == "true"
+        assert spec["sparkConf"]["spark.eventLog.dir"] == (tmp_path / "spark-events").as_uri()
+    # Spark 4 rolls its event logs by default: one directory per application, which the history
+    # server reads
+    event_logs = sorted(p.name for p in (tmp_path / "spark-events").iterdir())
+    assert len(event_logs) == 2 and all(n.startswith("eventlog_v2_local-") for n in event_logs), event_logs
 
     report = json.loads(DataLayout.from_env().report(date(2013, 3, 15)).read_text())
     assert sorted(report["cost"]["stages"]) == ["features", "training"]
