@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from flight_delays import jobs
-from sparkapp import application
+from sparkapp import application, s3a
 from tests.conftest import PROJECT_ROOT
 
 AIRFLOW_DOCKERFILE = PROJECT_ROOT / "Dockerfile"
@@ -87,6 +87,17 @@ def test_spark_image_holds_what_the_manifests_point_at():
     assert args["RAPIDS_VERSION"] == jobs.RAPIDS_VERSION
     assert jobs.RAPIDS_JAR == f"local:///opt/spark/rapids/rapids-4-spark_2.13-{args['RAPIDS_VERSION']}.jar"
     assert '"/opt/spark/rapids/rapids-4-spark_2.13-${RAPIDS_VERSION}.jar"' in text
+    # Hadoop's S3A connector, the same jars the local backend downloads (sparkapp.s3a), on the class path
+    versions = {"hadoop-aws": "HADOOP_AWS_VERSION", "bundle": "AWS_SDK_BUNDLE_VERSION",
+                "analyticsaccelerator-s3": "S3_ANALYTICS_ACCELERATOR_VERSION"}
+    assert [(jar.artifact, jar.version) for jar in s3a.S3A_JARS] == [
+        (artifact, args[arg]) for artifact, arg in versions.items()]
+    runs = re.sub(r"\s+", " ", " ".join(rest for k, rest in instructions(SPARK_DOCKERFILE) if k == "RUN"))
+    for jar in s3a.S3A_JARS:
+        version = f"${{{versions[jar.artifact]}}}"
+        url = jar.url.replace(s3a.MAVEN_CENTRAL, "${MAVEN}").replace(jar.version, version)
+        target = f"/opt/spark/jars/{jar.artifact}-{version}.jar"
+        assert f'fetch "{url}" "{target}"' in runs, (url, target)
     # the OpenLineage listener speaks the protocol version of the Python client Airflow uses
     assert args["OPENLINEAGE_VERSION"] == pins(PROJECT_ROOT / "requirements.txt")["openlineage-python"]
     # the project where mainApplicationFile (local://IMAGE_APP_ROOT/...) points, on PYTHONPATH

@@ -317,8 +317,8 @@ def test_the_spark_connection_is_the_one_the_embedded_default_sets():
 
 
 def _relative(value: object) -> str:
-    """A default as the table writes it: paths relative to the project root."""
-    return str(value).replace(f"{ROOT}/", "")
+    """A default as the table writes it: paths relative to the project root, the home folder as ``~``."""
+    return str(value).replace(f"{ROOT}/", "").replace(f"{Path.home()}/", "~/")
 
 
 def checked_defaults() -> list[EnvRead]:
