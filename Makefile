@@ -24,7 +24,7 @@ help:
 	@echo "make demo   - set up, then run the retraining DAG once for DAY=$(DAY) and print its report"
 	@echo "make test   - set up, then run the whole test suite (end-to-end runs included)"
 	@echo "make airflow - start a local Airflow (api-server, scheduler, dag-processor, triggerer, on PostgreSQL) on http://127.0.0.1:$(PORT); Ctrl-C stops it all"
-	@echo "make controlplane - build the test Kubernetes control plane from the Go module proxy (~25 min once, then cached)"
+	@echo "make controlplane - build the test Kubernetes control plane from the Go module proxy (7-25 min once, then cached)"
 	@echo "make horovod - build Horovod (torch trainer's second backend) into $(VENV); ~4 min once, needs cmake and g++"
 	@echo "make test-horovod - make horovod, then the Horovod backend's tests (left out of make test)"
 	@echo "make lint   - ruff on the code, hadolint on Dockerfile and Dockerfile.spark"
@@ -99,7 +99,7 @@ test-fast: $(VENV)/.torch-installed
 
 # The test control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, the Spark
 # Operator, KWOK), built from the Go module proxy at the versions testing/controlplane/*/go.sum pins,
-# into ~/.cache/flight-delays/controlplane: about 25 minutes once per machine on 2 cores, then seconds.
+# into ~/.cache/flight-delays/controlplane: 7 to 25 minutes once per machine on 2 cores, then seconds.
 .PHONY: controlplane
 controlplane:
 	@command -v go >/dev/null || test -x /usr/local/go/bin/go \
