@@ -47,13 +47,13 @@ class MavenJar:
 
 S3A_JARS = (
     MavenJar("org.apache.hadoop", "hadoop-aws", HADOOP_VERSION,
-             "66bd9eefb938b1a1657487324b63c13df2d8b17164a1dd24e0ef37b905bc5baa"),
+             "66bd9eefb938b1a1657487324b63c13df2d8b17164a1dd24e0ef37b905bc5baa"),  # pragma: allowlist secret
     # hadoop-project 3.5.0: aws-java-sdk-v2.version (686 MB: the whole SDK, as Hadoop ships it)
     MavenJar("software.amazon.awssdk", "bundle", "2.35.4",
-             "db4b55f24ad1b4e70f17eb1717a4de76a8dadc5a27d764be7c44ff67b2c1c677"),
+             "db4b55f24ad1b4e70f17eb1717a4de76a8dadc5a27d764be7c44ff67b2c1c677"),  # pragma: allowlist secret
     # hadoop-project 3.5.0: amazon-s3-analyticsaccelerator-s3.version (a compile dependency of hadoop-aws)
     MavenJar("software.amazon.s3.analyticsaccelerator", "analyticsaccelerator-s3", "1.3.1",
-             "4959a9747cbb479c73c3ffbcd479bee5b014f8b2880994585a8693fb9d24675e"),
+             "4959a9747cbb479c73c3ffbcd479bee5b014f8b2880994585a8693fb9d24675e"),  # pragma: allowlist secret
 )
 
 #: The credentials provider that reads ``AWS_ACCESS_KEY_ID`` and ``AWS_SECRET_ACCESS_KEY``.

@@ -83,7 +83,7 @@ def test_a_spark_job_writes_and_reads_parquet_on_s3a_with_credentials_from_the_e
 
 def test_a_wrong_secret_fails_the_job_with_the_servers_refusal(store, tmp_path):
     done = spark_submit(tmp_path, "s3a://flight-delays/probe/refused",
-                        {**store.environment(), "AWS_SECRET_ACCESS_KEY": "wrong"})
+                        {**store.environment(), "AWS_SECRET_ACCESS_KEY": "wrong"})  # pragma: allowlist secret
     output = done.stdout + done.stderr
     assert done.returncode == 1, output[-3000:]
     # S3A's first request is a HEAD (no body to name the signature): the job fails on its 403
