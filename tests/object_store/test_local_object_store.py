@@ -73,5 +73,9 @@ def test_a_port_already_taken_names_it(tmp_path, store, monkeypatch):
     taken, chosen = store.ports["s3"], object_store.free_ports
     monkeypatch.setattr(object_store, "free_ports", lambda count: [taken, *chosen(count - 1)])
     exited = rf"SeaweedFS exited with 1 while starting: (.|\n)*port {taken} "
-    with pytest.raises(ObjectStoreError, match=exited):
-        LocalObjectStore(tmp_path).start()
+    server = LocalObjectStore(tmp_path)
+    try:
+        with pytest.raises(ObjectStoreError, match=exited):
+            server.start()
+    finally:
+        server.stop()  # should it have started after all, the test leaves no server behind
