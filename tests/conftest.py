@@ -100,5 +100,3 @@ def mlflow_tracking_uri_restored():
     yield
     if os.environ.get("MLFLOW_TRACKING_URI") != before:
         mlflow.set_tracking_uri(before)  # None unsets the variable too
-        if before is None:
-            os.environ.pop("MLFLOW_TRACKING_URI", None)

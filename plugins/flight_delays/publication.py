@@ -132,7 +132,7 @@ def publish(folder: ObjectStoragePath, files: Mapping[str, Content], *, writer: 
         manifest = folder / MANIFESTS / _manifest_name(version)
         try:
             _create_exclusively(manifest, json.dumps(asdict(publication), indent=2, sort_keys=True).encode())
-        except (FileExistsError, OSError) as exc:
+        except OSError as exc:  # FileExistsError among them
             if not _refused_as_existing(exc):
                 raise
             winner = _read(folder, version)
