@@ -70,6 +70,7 @@ class LocalObjectStore:
         self.secret_key = ""
         self.process: subprocess.Popen | None = None
         self.ports: dict[str, int] = {}
+        self.grpc_ports: dict[str, int] = {}
 
     @property
     def endpoint(self) -> str:
@@ -92,7 +93,7 @@ class LocalObjectStore:
             "actions": ["Admin", "Read", "List", "Tagging", "Write"]}]}))
         ports = free_ports(2 * len(COMPONENTS))
         self.ports = dict(zip(COMPONENTS, ports, strict=False))
-        grpc = dict(zip(COMPONENTS, ports[len(COMPONENTS):], strict=True))
+        self.grpc_ports = dict(zip(COMPONENTS, ports[len(COMPONENTS):], strict=True))
         command = [str(weed), "-logtostderr", "mini", f"-dir={self.folder / 'data'}",
                    "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-s3.config={identities}",
                    "-webdav=false", "-admin.ui=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
@@ -100,7 +101,7 @@ class LocalObjectStore:
                    "-master.volumeSizeLimitMB=64"]
         for component in COMPONENTS:
             command += [f"-{component}.port={self.ports[component]}",
-                        f"-{component}.port.grpc={grpc[component]}"]
+                        f"-{component}.port.grpc={self.grpc_ports[component]}"]
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                                             stdin=subprocess.DEVNULL, cwd=self.folder, start_new_session=True)
