@@ -92,7 +92,7 @@ class LocalObjectStore:
             "name": "flight-delays", "credentials": [credentials],
             "actions": ["Admin", "Read", "List", "Tagging", "Write"]}]}))
         ports = free_ports(2 * len(COMPONENTS))
-        self.ports = dict(zip(COMPONENTS, ports, strict=False))
+        self.ports = dict(zip(COMPONENTS, ports[:len(COMPONENTS)], strict=True))
         self.grpc_ports = dict(zip(COMPONENTS, ports[len(COMPONENTS):], strict=True))
         command = [str(weed), "-logtostderr", "mini", f"-dir={self.folder / 'data'}",
                    "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-s3.config={identities}",
