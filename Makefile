@@ -91,8 +91,10 @@ postgres:
 	  || { "$${apt[@]}" update -q >/dev/null && "$${apt[@]}" install -y -q postgresql >/dev/null; } \
 	  || { echo "error: apt could not install postgresql (see above)." >&2; exit 1; }
 
+# Two pytest-xdist workers, one per core: the control-plane and end-to-end folders each run whole on
+# one worker, first, while the other works through the remaining modules (tests/conftest.py).
 test: $(VENV)/.torch-installed browser postgres controlplane
-	python -m pytest
+	python -m pytest -n 2
 
 test-fast: $(VENV)/.torch-installed
 	python -m pytest -m "not e2e and not controlplane"
