@@ -83,15 +83,16 @@ def scaled_root(layout, folder: Path, day: date, factor: int):
     import pandas as pd
 
     from flight_delays.layout import DataLayout
+    from flight_delays.partitions import feature_files, publish_feature_frame
 
     scaled = DataLayout(folder)
     for i in range(28):
         d = day - timedelta(days=i)
-        frame = pd.read_parquet(layout.feature_partition(d))
+        frame = pd.concat([pd.read_parquet(part.path) for part in feature_files(layout.feature_partition(d))],
+                          ignore_index=True)
         copies = pd.concat([frame.assign(flight=frame.flight + 10_000 * k) for k in range(factor)],
                            ignore_index=True)
-        scaled.feature_partition(d).mkdir(parents=True)
-        copies.to_parquet(scaled.feature_partition(d) / "part-00000.parquet", index=False)
+        publish_feature_frame(scaled.feature_partition(d), copies, writer="bench")
     return scaled
 
 
@@ -125,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         feature_rows = []
         for window_days in (7, 90):
             seconds, plan = nightly_feature_job(layout, args.day, window_days, state_dir)
-            shutil.rmtree(layout.feature_partition(args.day))  # the next window computes it again
+            shutil.rmtree(layout.feature_partition(args.day).path)  # the next window computes it again
             feature_rows.append((window_days, seconds, plan))
         training_rows = []
         if not args.skip_training:

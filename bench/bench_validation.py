@@ -25,7 +25,6 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(PROJECT_ROOT / "plugins"), str(PROJECT_ROOT)]
 from devtools.environment import embedded_default  # noqa: E402  (after sys.path)
-from flight_delays.layout import DATA_FILE  # noqa: E402
 
 for _name, _value in embedded_default(python=sys.executable).items():  # unless the caller set them
     if _name in ("SPARK_LOCAL_IP", "PYSPARK_PYTHON", "AIRFLOW_CONN_SPARK_DEFAULT"):
@@ -48,8 +47,8 @@ def as_spark_application(day: date, flights) -> tuple[float, dict]:
         FLIGHTS,
         WEATHER,
         ingest_reference,
+        publish_frame,
         source_rows,
-        write_parquet_atomically,
     )
     from flight_delays.jobs import VALIDATE_JOB
     from flight_delays.layout import DataLayout
@@ -58,9 +57,8 @@ def as_spark_application(day: date, flights) -> tuple[float, dict]:
 
     with tempfile.TemporaryDirectory() as folder:
         layout = DataLayout(Path(folder) / "data")
-        write_parquet_atomically(flights, layout.raw_partition(FLIGHTS, day) / DATA_FILE)
-        weather = layout.raw_partition(WEATHER, day) / DATA_FILE
-        write_parquet_atomically(source_rows(WEATHER, day), weather)
+        publish_frame(layout.raw_partition(FLIGHTS, day), flights)
+        publish_frame(layout.raw_partition(WEATHER, day), source_rows(WEATHER, day))
         ingest_reference(layout)
         manifest = render_manifest(VALIDATE_JOB, name=f"validate-bench-{len(flights)}", namespace="bench",
                                    arguments=["--data-root", str(layout.root), "--day", day.isoformat(),

@@ -1,8 +1,11 @@
 """Feature job: one row per flight, with only what is known before departure, for a window of days.
 
 Reads the raw flights of the window plus ``--history-days`` before it (for rolling delay rates),
-the window's weather and the planes reference table; writes ``<data-root>/features/date=YYYY-MM-DD``
-for every day of the window with dynamic partition overwrite (other days are left alone).
+the window's weather and the planes reference table (only validated partitions); publishes
+``<data-root>/features/date=YYYY-MM-DD`` for every day of the window (other days are left alone): the
+day's rows written by Spark into a folder of this run's own below it, then one manifest naming those
+files (:mod:`flight_delays.partitions`), so that a reader never sees a half-written day and a killed
+run leaves the previous publication in place. No rename, which object stores do not have.
 
 Never used as features, because they are only known after departure: ``dep_time``, ``dep_delay``,
 ``arr_time``, ``arr_delay`` (except through the label and the history of *earlier* days) and
@@ -12,8 +15,8 @@ Never used as features, because they are only known after departure: ``dep_time`
 from __future__ import annotations
 
 import argparse
+import secrets
 from datetime import date
-from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -28,7 +31,7 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
-from flight_delays import layout
+from flight_delays import partitions
 from flight_delays.contract import (
     CARRIERS,
     DELAY_THRESHOLD_MINUTES,
@@ -39,7 +42,8 @@ from flight_delays.contract import (
     ORIGINS,
     WEATHER_COLUMNS,
 )
-from flight_delays.layout import FLIGHTS, PLANES, VALIDATED_MARKER, WEATHER, under
+from flight_delays.layout import FLIGHTS, PLANES, WEATHER, DataLayout, StoragePath, spark_uri
+from flight_delays.publication import PublicationError, latest, publish
 from flight_delays.window import day_range
 
 RAW_FLIGHTS_SCHEMA = StructType([
@@ -163,17 +167,55 @@ def build_features(flights: DataFrame, weather: DataFrame, planes: DataFrame, *,
     )
 
 
-def partition_paths(root: str, dataset: str, days: list[date]) -> list[str]:
-    """Paths of the validated daily partitions of ``dataset``; fails naming every day that is
-    missing or not validated (never ingested, quarantined, or rewritten since validation)."""
-    paths = [under(root, layout.raw_partition_key(dataset, d)) for d in days]
-    unvalidated = [p for p in paths if not Path(p, VALIDATED_MARKER).exists()]
-    if unvalidated:
-        raise FileNotFoundError(
-            f"{len(unvalidated)} raw {dataset} partition(s) missing or not validated (no {VALIDATED_MARKER}; "
-            f"failed ones are under {under(root, layout.QUARANTINE)}/{dataset}/): {unvalidated}"
-        )
-    return paths
+def validated_paths(folders: list[StoragePath]) -> list[str]:
+    """Spark's URIs of the data of ``folders`` (raw partitions), each its latest publication's, which
+    passed the gate; fails naming every folder that was never ingested, is not validated since its
+    last ingest, or failed (its copy is then under ``quarantine/``)."""
+    found, refused = [], []
+    for folder in folders:
+        try:
+            found.append(spark_uri(partitions.validated_data(folder)))
+        except partitions.PartitionUnavailable as exc:
+            refused.append(str(exc))
+    if refused:
+        raise partitions.PartitionUnavailable(f"{len(refused)} raw partition(s) cannot be read, only "
+                                               "validated ones are:\n" + "\n".join(refused))
+    return found
+
+
+def publish_features(features: DataFrame, data: DataLayout, days: list[date], *,
+                     writer: str) -> dict[date, int]:
+    """Publish the rows of each of ``days`` as that day's feature partition; return the rows per day.
+
+    Each day is written by Spark into ``features/date=D/<token>/`` (the token this run's own), one file
+    a day, then published by a manifest naming the part files, as the version after the one the day
+    had when this run started, created only if absent: a concurrent run that published the day first
+    makes this one fail (:class:`~flight_delays.publication.PublicationConflict`), naming the day and
+    the winner, with nothing of this run's left in that day.
+    """
+    token = secrets.token_hex(6)
+    # What each day held when this run started: a run that published a day meanwhile wins it.
+    bases = {day: latest(data.feature_partition(day)) for day in days}
+    features = features.persist()
+    rows = {day: count for day, count in features.groupBy("date").count().collect()}
+    for day in days:
+        folder = data.feature_partition(day)
+        target = folder / token
+        features.where(F.col("date") == F.lit(day)).coalesce(1).write.parquet(spark_uri(target))
+        prefix = folder.path.rstrip("/") + "/"
+        target.fs.invalidate_cache(target.path)
+        parts = sorted(key.removeprefix(prefix) for key in target.fs.find(target.path)
+                       if key.rsplit("/", 1)[-1].startswith("part-") and key.endswith(".parquet"))
+        if not parts:
+            raise RuntimeError(f"{folder}: Spark wrote no part file for {day} into {target}")
+        try:
+            publish(folder, {}, written={f"part-{i:05d}.parquet": part for i, part in enumerate(parts)},
+                    writer=writer, meta={"rows": rows.get(day, 0)}, based_on=bases[day])
+        except PublicationError:
+            target.fs.rm(target.path, recursive=True)  # Spark's _SUCCESS and checksums with the parts
+            raise
+    features.unpersist()
+    return {day: rows.get(day, 0) for day in days}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -197,19 +239,17 @@ def main(argv: list[str] | None = None) -> None:
     spark = SparkSession.builder.getOrCreate()
     spark.conf.set("spark.sql.sources.partitionOverwriteMode", "dynamic")
     spark.conf.set("spark.sql.session.timeZone", "UTC")
-    root = args.data_root.rstrip("/")
+    data = DataLayout.for_job(args.data_root)
     window = day_range(args.start_date, args.end_date)
     history = day_range(args.history_start, args.end_date)
-    flights = spark.read.schema(RAW_FLIGHTS_SCHEMA).parquet(*partition_paths(root, FLIGHTS, history))
-    weather = spark.read.schema(RAW_WEATHER_SCHEMA).parquet(*partition_paths(root, WEATHER, window))
-    planes_path = under(root, layout.reference_key(PLANES))
-    if not Path(planes_path, VALIDATED_MARKER).exists():
-        raise FileNotFoundError(f"{planes_path} is not validated (no {VALIDATED_MARKER})")
-    planes = spark.read.schema(PLANES_SCHEMA).parquet(planes_path)
+    flights = spark.read.schema(RAW_FLIGHTS_SCHEMA).parquet(
+        *validated_paths([data.raw_partition(FLIGHTS, d) for d in history]))
+    weather = spark.read.schema(RAW_WEATHER_SCHEMA).parquet(
+        *validated_paths([data.raw_partition(WEATHER, d) for d in window]))
+    planes = spark.read.schema(PLANES_SCHEMA).parquet(*validated_paths([data.reference(PLANES)]))
     features = build_features(flights, weather, planes, start=args.start_date, end=args.end_date,
                               history_days=args.history_days)
-    (features.repartition("date").write.mode("overwrite").partitionBy("date")
-     .parquet(under(root, layout.FEATURES)))
+    publish_features(features, data, window, writer=f"SparkApplication {spark.sparkContext.appName}")
     spark.stop()
 
 

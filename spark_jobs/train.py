@@ -19,7 +19,6 @@ is tagged with the Spark application's name: that is how the registration task f
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import tempfile
 from datetime import date, timedelta
@@ -29,9 +28,10 @@ from pyspark.ml.functions import vector_to_array
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from flight_delays import layout
+from flight_delays import partitions
 from flight_delays.contract import APPLICATION_TAG, FEATURE_COLUMNS, LABEL_COLUMN
-from flight_delays.layout import DAILY_DATASETS, PLANES, VALIDATED_MARKER, under
+from flight_delays.layout import DAILY_DATASETS, PLANES, DataLayout, spark_uri
+from flight_delays.publication import latest
 from flight_delays.window import day_range
 from spark_jobs.features import FEATURES_SCHEMA
 
@@ -113,16 +113,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def input_verdicts(root: str, start: date, end: date) -> dict[str, dict]:
-    """The validation markers of the raw partitions behind the window's features, by partition."""
-    verdicts = {}
-    partitions = [(ds, d) for d in day_range(start, end) for ds in DAILY_DATASETS]
-    for dataset, day in partitions:
-        marker = Path(under(root, layout.raw_partition_key(dataset, day)), VALIDATED_MARKER)
-        key = f"{dataset}/{day.isoformat()}"
-        verdicts[key] = json.loads(marker.read_text()) if marker.exists() else {"missing": True}
-    marker = Path(under(root, layout.reference_key(PLANES)), VALIDATED_MARKER)
-    verdicts["planes/reference"] = json.loads(marker.read_text()) if marker.exists() else {"missing": True}
-    return verdicts
+    """The gate's verdicts on the raw partitions behind the window's features, by partition (from their
+    latest publications; ``{"missing": True}`` for one never validated)."""
+    data = DataLayout.for_job(root)
+    folders = {f"{dataset}/{day.isoformat()}": data.raw_partition(dataset, day)
+               for day in day_range(start, end) for dataset in DAILY_DATASETS}
+    folders["planes/reference"] = data.reference(PLANES)
+    return {key: partitions.validation(latest(folder)) or {"missing": True}
+            for key, folder in folders.items()}
 
 
 def fit_xgboost(split: DataFrame, args: argparse.Namespace):
@@ -187,11 +185,10 @@ def main(argv: list[str] | None = None) -> None:
     spark = SparkSession.builder.getOrCreate()
     spark.conf.set("spark.sql.session.timeZone", "UTC")
     application = spark.sparkContext.appName
-    root = args.data_root.rstrip("/")
-    paths = [under(root, layout.feature_partition_key(d)) for d in day_range(args.start_date, args.end_date)]
-    features = with_missing_as_nan(
-        spark.read.schema(FEATURES_SCHEMA).option("basePath", under(root, layout.FEATURES)).parquet(*paths)
-    )
+    data = DataLayout.for_job(args.data_root)
+    paths = [spark_uri(part) for day in day_range(args.start_date, args.end_date)
+             for part in partitions.feature_files(data.feature_partition(day))]
+    features = with_missing_as_nan(spark.read.schema(FEATURES_SCHEMA).parquet(*paths))
     split = sample_training(time_split(features, end=args.end_date, validation_days=args.validation_days,
                                        test_days=args.test_days), args.sample_fraction).cache()
     rows = {name: count for name, count in split.groupBy(SPLIT).count().collect()}
@@ -205,7 +202,7 @@ def main(argv: list[str] | None = None) -> None:
     by_carrier = auc_by_group(labels, probabilities, predictions["carrier"])
     metrics.update({f"test_auc_carrier_{c}": b["auc"] for c, b in by_carrier.items() if b["auc"] is not None})
     metrics.update({f"{name}_rows": float(count) for name, count in rows.items()})
-    verdicts = input_verdicts(root, args.start_date, args.end_date)
+    verdicts = input_verdicts(args.data_root, args.start_date, args.end_date)
     metrics["input_partitions_unvalidated"] = float(sum("missing" in v for v in verdicts.values()))
     metrics["input_validation_warnings"] = float(sum(len(v.get("warnings", [])) for v in verdicts.values()))
     log.info("Test metrics: %s", metrics)

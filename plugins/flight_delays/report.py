@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
+from flight_delays.publication import latest
+
 if TYPE_CHECKING:
     from flight_delays.layout import DataLayout
 
@@ -55,13 +57,11 @@ class RunReport:
             metrics ``cost.<stage>.<figure>`` and ``cost.total.<figure>`` on the training run.
         :param tracking_uri: MLflow, where the training run's test metrics are read.
         """
-        import pyarrow.parquet as pq
-
         from sparkapp.cost import ApplicationCost, total
 
         stage_costs = {stage: ApplicationCost.from_dict(c) for stage, c in (costs or {}).items() if c}
         day = date.fromisoformat(ingested["day"])
-        feature_files = sorted(layout.feature_partition(day).glob("*.parquet"))
+        features = latest(layout.feature_partition(day))
         cost = {"stages": {stage: c.as_dict() for stage, c in stage_costs.items()},
                 "total": total(stage_costs.values())}
         for stage, stage_cost in stage_costs.items():
@@ -81,7 +81,7 @@ class RunReport:
                      "champion_test_auc": (decision["champion_scores"] or {}).get("auc")}
         return cls(day=ingested["day"], rows_ingested=ingested["rows"],
                    days_ingested=len(ingested["ingested_days"]), validation=verdict,
-                   feature_rows=sum(pq.ParquetFile(f).metadata.num_rows for f in feature_files),
+                   feature_rows=features.meta["rows"] if features else 0,
                    test_metrics=test_metrics, model=model, cost=cost)
 
     def as_dict(self) -> dict[str, Any]:
@@ -93,9 +93,10 @@ class RunReport:
 
     def write(self, layout: DataLayout) -> None:
         """Write the report under ``layout``'s data root, replacing the previous one atomically."""
-        from flight_delays.ingest import write_json_atomically
+        from flight_delays.publication import write_whole
 
-        write_json_atomically(self.as_dict(), layout.report(date.fromisoformat(self.day)))
+        write_whole(layout.report(date.fromisoformat(self.day)),
+                    json.dumps(self.as_dict(), indent=2, default=str).encode())
 
     @classmethod
     def read(cls, layout: DataLayout, day: date) -> RunReport:

@@ -14,8 +14,16 @@ LOCAL_DIR = PROJECT_ROOT / ".local"
 
 
 def data_root() -> str:
-    """The data root (raw, features, reports): ``$FLIGHT_DELAYS_DATA_ROOT``, default ``.local/data``."""
+    """The data root (raw, features, reports), a local folder or ``s3://bucket/prefix``:
+    ``$FLIGHT_DELAYS_DATA_ROOT``, default ``.local/data``."""
     return os.environ.get("FLIGHT_DELAYS_DATA_ROOT", str(LOCAL_DIR / "data"))
+
+
+def storage_conn_id() -> str:
+    """The Airflow connection of an object-store data root (an ``aws`` connection: keys, and the
+    endpoint as ``extra.endpoint_url`` for a store that is not AWS): ``$FLIGHT_DELAYS_STORAGE_CONN_ID``,
+    default ``flight_delays_storage``."""
+    return os.environ.get("FLIGHT_DELAYS_STORAGE_CONN_ID", "flight_delays_storage")
 
 
 def mlflow_tracking_uri() -> str:

@@ -2,10 +2,10 @@
 
 Each expectation carries a GX severity: a failed ``critical`` one fails the validation task (nothing
 downstream runs for that interval), ``warning`` and ``info`` failures are logged and recorded. The
-full GX result is written next to the partition (``layout.RESULT_FILE``). A partition that passes
-gets the marker ``layout.VALIDATED_MARKER``, the only thing the feature job accepts; one that fails
-is moved, with its result, to ``quarantine/``, out of every reader's path. Validating the fixed data again
-releases it: the quarantined copy is removed.
+verdict is published as the partition's next version (:mod:`flight_delays.partitions`), with the full
+GX result (``layout.RESULT_FILE``) beside the data it is about: ``passed`` is the only state the feature
+job accepts; a partition that ``failed`` is copied, with its result, to ``quarantine/`` for a person to
+look at. Validating the fixed data again releases it: the quarantined copy is removed.
 
 Suites take run-time parameters (GX ``$PARAMETER``): the partition's local day in UTC
 (``interval_start``/``interval_end``) and ``min_rows``, half the median volume of the last
@@ -23,26 +23,29 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import statistics
+import tempfile
+import weakref
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, time, timedelta
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from flight_delays.ingest import write_json_atomically
-from flight_delays.layout import DAILY_DATASETS, DATA_FILE, PLANES, RESULT_FILE, VALIDATED_MARKER
+from flight_delays import partitions
+from flight_delays.layout import DAILY_DATASETS, DATA_FILE, PLANES, RESULT_FILE, spark_uri, uri
+from flight_delays.publication import latest, publish, writer_id
 from flight_delays.settings import PROJECT_ROOT
 
 if TYPE_CHECKING:
     from datetime import date
-    from pathlib import Path
 
     from pyspark.sql import SparkSession
 
-    from flight_delays.layout import DataLayout
+    from flight_delays.layout import DataLayout, StoragePath
+    from flight_delays.publication import Content, Publication
 
 log = logging.getLogger(__name__)
 
@@ -152,13 +155,11 @@ def interval_bounds(day: date) -> tuple[str, str]:
 
 def minimum_rows(layout: DataLayout, dataset: str, day: date) -> int:
     """Half the median rows of the last validated days of ``dataset`` before ``day`` (1 without any)."""
-    import pyarrow.parquet as pq
-
     volumes = []
     for back in range(1, 32):
-        partition = layout.raw_partition(dataset, day - timedelta(days=back))
-        if (partition / VALIDATED_MARKER).exists():
-            volumes.append(pq.ParquetFile(partition / DATA_FILE).metadata.num_rows)
+        publication = latest(layout.raw_partition(dataset, day - timedelta(days=back)))
+        if partitions.state(publication) == partitions.PASSED:
+            volumes.append(publication.meta["rows"])
             if len(volumes) == VOLUME_HISTORY_DAYS:
                 break
     return max(1, int(MIN_VOLUME_SHARE * statistics.median(volumes))) if volumes else 1
@@ -183,10 +184,11 @@ class PartitionValidator:
     :param docs_dir: where the Data Docs site is built (the data root's ``data_docs/``), or None.
     :param engine: one of :data:`ENGINES`.
     :param spark: the session that reads partitions, with ``engine="spark"``.
+    :param writer: who publishes the verdicts (default: :func:`flight_delays.publication.writer_id`).
     """
 
-    def __init__(self, suites_dir=SUITES_DIR, docs_dir: Path | None = None, *, engine: str = "pandas",
-                 spark: SparkSession | None = None) -> None:
+    def __init__(self, suites_dir=SUITES_DIR, docs_dir: StoragePath | None = None, *, engine: str = "pandas",
+                 spark: SparkSession | None = None, writer: str | None = None) -> None:
         if engine not in ENGINES:
             raise ValueError(f"validation engine must be one of {ENGINES}, got {engine!r}")
         if (engine == "spark") != (spark is not None):
@@ -195,6 +197,11 @@ class PartitionValidator:
         self.docs_dir = docs_dir
         self.engine = engine
         self.spark = spark
+        self.writer = writer or writer_id()
+
+    @cached_property
+    def docs_site(self) -> DocsSite | None:
+        return DocsSite(self.docs_dir) if self.docs_dir is not None else None
 
     @cached_property
     def _checkpoints(self) -> dict:
@@ -211,7 +218,7 @@ class PartitionValidator:
             context.add_data_docs_site(site_name=DOCS_SITE, site_config={
                 "class_name": "SiteBuilder",
                 "store_backend": {"class_name": "TupleFilesystemStoreBackend",
-                                  "base_directory": str(self.docs_dir)},
+                                  "base_directory": self.docs_site.build_dir},
                 "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
             })
             actions.append(UpdateDataDocsAction(name="data_docs", site_names=[DOCS_SITE]))
@@ -279,21 +286,29 @@ class PartitionValidator:
         """
         verdict = Verdict()
         if self.docs_dir is not None:
-            verdict.data_docs = str(self.docs_dir / "index.html")
-        for day in sorted(days):  # oldest first: each day's volume check sees the days before it
-            for dataset in DAILY_DATASETS:
-                self._gate(verdict, dataset, day, layout.raw_partition(dataset, day),
-                           layout.quarantine_partition(dataset, day), minimum_rows(layout, dataset, day))
-        if reference:
-            self._gate(verdict, PLANES, None, layout.reference(PLANES), layout.quarantine_reference(PLANES))
+            verdict.data_docs = uri(self.docs_dir / "index.html")
+        try:
+            for day in sorted(days):  # oldest first: each day's volume check sees the days before it
+                for dataset in DAILY_DATASETS:
+                    self._gate(verdict, dataset, day, layout.raw_partition(dataset, day),
+                               layout.quarantine_partition(dataset, day),
+                               minimum_rows(layout, dataset, day))
+            if reference:
+                self._gate(verdict, PLANES, None, layout.reference(PLANES),
+                           layout.quarantine_reference(PLANES))
+        finally:
+            if self.docs_site is not None:
+                self.docs_site.upload()
         return verdict
 
-    def _gate(self, verdict: Verdict, dataset: str, day: date | None, partition: Path,
-              quarantined: Path, min_rows: int = 1) -> None:
-        """Validate one partition; keep its result; mark it validated or quarantine it."""
-        path = partition / DATA_FILE
-        if not path.exists():  # the ingest task's business, not a verdict on data
-            raise FileNotFoundError(f"{path} does not exist: was {dataset} ingested?")
+    def _gate(self, verdict: Verdict, dataset: str, day: date | None, partition: StoragePath,
+              quarantined: StoragePath, min_rows: int = 1) -> None:
+        """Validate one partition's latest publication; publish the verdict beside its data with the
+        result; quarantine it or release it."""
+        publication = latest(partition)
+        if publication is None:  # the ingest task's business, not a verdict on data
+            raise FileNotFoundError(f"{partition} was never published: was {dataset} ingested?")
+        path = publication.path(partition, DATA_FILE)
         try:
             frame = self._read(path)
         except Exception as exc:  # the file is there, but it is not Parquet that can be read
@@ -304,22 +319,61 @@ class PartitionValidator:
             result = {"success": False, "unreadable": reason}
         else:
             result, failures = self.validate_frame(dataset, day, frame, min_rows)
-        write_json_atomically(result, partition / RESULT_FILE)
         verdict.partitions += 1
         verdict.failures.extend(failures)
-        if any(f.severity == "critical" for f in failures):
-            quarantine(partition, quarantined)
-            verdict.quarantined.append(str(quarantined))
+        passed = not any(f.severity == "critical" for f in failures)
+        judged = publish(partition, {RESULT_FILE: json.dumps(result, indent=2, default=str).encode()},
+                         writer=self.writer, based_on=publication, carry=(DATA_FILE,),
+                         meta={**publication.meta, partitions.VALIDATION: {
+                             "state": partitions.PASSED if passed else partitions.FAILED,
+                             "validated_at": datetime.now(ZoneInfo("UTC")).isoformat(),
+                             "warnings": [f.describe() for f in failures if f.severity != "critical"]}})
+        if passed:
+            release(partition, quarantined)
         else:
-            release(partition, quarantined, failures)
+            quarantine(partition, judged, quarantined, writer=self.writer)
+            verdict.quarantined.append(uri(quarantined))
 
-    def _read(self, path: Path) -> Any:
+    def _read(self, path: StoragePath) -> Any:
         """The partition as the engine's DataFrame (Spark reads the file's schema here, lazily the rest)."""
         if self.spark is not None:
-            return self.spark.read.parquet(str(path))
+            return self.spark.read.parquet(spark_uri(path))
         import pandas as pd
 
-        return pd.read_parquet(path)
+        with path.open("rb") as data:
+            return pd.read_parquet(data)
+
+
+class DocsSite:
+    """Where GX builds the Data Docs site of ``docs_dir``: in place on a local data root; on an object
+    store (GX 1.x builds sites on a filesystem only) in a local copy of the site, whose new and changed
+    files :meth:`upload` writes back, so the index keeps linking every earlier validation."""
+
+    def __init__(self, docs_dir: StoragePath) -> None:
+        self.docs_dir = docs_dir
+        if docs_dir.protocol == "file":
+            self.build_dir, self._copied = docs_dir.path, None
+            return
+        self.build_dir = tempfile.mkdtemp(prefix="data-docs-")
+        weakref.finalize(self, shutil.rmtree, self.build_dir, True)
+        self._copied = {}
+        fs, root = docs_dir.fs, docs_dir.path.rstrip("/")
+        fs.invalidate_cache(root)
+        for key in fs.find(root):
+            local = Path(self.build_dir, key.removeprefix(root + "/"))
+            local.parent.mkdir(parents=True, exist_ok=True)
+            fs.get_file(key, str(local))
+            self._copied[local] = local.stat().st_mtime_ns
+
+    def upload(self) -> None:
+        """Write the files GX added or rebuilt since the copy back to the object store."""
+        if self._copied is None:
+            return
+        for local in sorted(Path(self.build_dir).rglob("*")):
+            if local.is_file() and self._copied.get(local) != local.stat().st_mtime_ns:
+                key = local.relative_to(self.build_dir).as_posix()
+                self.docs_dir.fs.put_file(str(local), f"{self.docs_dir.path.rstrip('/')}/{key}")
+                self._copied[local] = local.stat().st_mtime_ns
 
 
 def reading_error(exc: Exception) -> str:
@@ -329,21 +383,27 @@ def reading_error(exc: Exception) -> str:
     return " ".join(text.split())[:300]
 
 
-def quarantine(source: Path, target: Path) -> None:
-    """Move a failed partition, with its result, out of every reader's path."""
-    (source / VALIDATED_MARKER).unlink(missing_ok=True)
-    if target.exists():  # an earlier failure of the same data: the newest one is kept
-        shutil.rmtree(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(source, target)
-    log.warning("Quarantined %s in %s", source, target)
+def quarantine(partition: StoragePath, judged: Publication, target: StoragePath, *, writer: str) -> None:
+    """Copy a partition that failed, with its result, to ``quarantine/`` for a person to look at.
+
+    The partition itself stays where it is: its latest publication says it failed, so no reader takes
+    it, and the next run that needs the day ingests it again. The copy is published over any earlier
+    failure of the same day (the newest one is kept).
+    """
+    def copy(name: str) -> Content:
+        def write(out) -> None:
+            with judged.path(partition, name).open("rb") as source:
+                shutil.copyfileobj(source, out, 1 << 20)
+        return write
+
+    publish(target, {name: copy(name) for name in judged.files}, writer=writer,
+            meta={"source": uri(partition), "version": judged.version, **judged.meta})
+    log.warning("Quarantined %s (version %d): a copy with its result is in %s", partition, judged.version,
+                target)
 
 
-def release(partition: Path, quarantined: Path, warnings: list[FailedExpectation]) -> None:
-    """Mark a partition that passed as validated, and drop any quarantined copy of the same data."""
-    summary = {"validated_at": datetime.now(ZoneInfo("UTC")).isoformat(),
-               "warnings": [w.describe() for w in warnings]}
-    write_json_atomically(summary, partition / VALIDATED_MARKER)
-    if quarantined.exists():
-        shutil.rmtree(quarantined)
+def release(partition: StoragePath, quarantined: StoragePath) -> None:
+    """Drop any quarantined copy of a partition that has now passed."""
+    if latest(quarantined) is not None:
+        quarantined.fs.rm(quarantined.path, recursive=True)
         log.info("Released %s: the quarantined copy %s is removed", partition, quarantined)

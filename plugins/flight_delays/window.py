@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
+from flight_delays.publication import latest
+
 if TYPE_CHECKING:
     from flight_delays.layout import DataLayout
 
@@ -115,7 +117,7 @@ def first_day_needing_features(layout: DataLayout, window: RunWindow, ingested: 
         return any(day - timedelta(days=history_days) <= x <= day for x in ingested)
 
     def has_features(day: date) -> bool:
-        return day in assume_featurised or any(layout.feature_partition(day).glob("*.parquet"))
+        return day in assume_featurised or latest(layout.feature_partition(day)) is not None
 
     window_days = [d for d in window.raw_days() if d >= window.train_start]
     return next(d for d in window_days if stale(d) or not has_features(d))

@@ -12,15 +12,16 @@ from __future__ import annotations
 import hashlib
 import time
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING
 
 import httpx
 import pyarrow.parquet as pq
 import pytest
 from mlflow import MlflowClient
 
+from flight_delays import partitions
 from flight_delays.ingest import DAILY_DATASETS, FLIGHTS, source_rows
 from flight_delays.layout import DATA_FILE, DataLayout
+from flight_delays.publication import latest
 from testing.airflow_harness import (
     DAG_ID,
     TRAINING_RUN_TASK_STATES,
@@ -31,9 +32,6 @@ from testing.airflow_harness import (
     timings,
     unpause_parsed_dag,
 )
-
-if TYPE_CHECKING:
-    from pathlib import Path
 
 pytestmark = pytest.mark.e2e
 
@@ -123,27 +121,33 @@ def max_concurrent(runs: list[dict]) -> int:
     return most
 
 
+def raw_data(layout: DataLayout, dataset: str, day: date):
+    """The data file of the raw partition's current publication."""
+    folder = layout.raw_partition(dataset, day)
+    return latest(folder).path(folder, DATA_FILE)
+
+
 def partition_rows(layout: DataLayout, day: date) -> dict[str, int]:
-    rows = {dataset: pq.ParquetFile(layout.raw_partition(dataset, day) / DATA_FILE).metadata.num_rows
+    rows = {dataset: pq.ParquetFile(raw_data(layout, dataset, day).path).metadata.num_rows
             for dataset in DAILY_DATASETS}
-    rows["features"] = sum(pq.ParquetFile(f).metadata.num_rows for f in feature_files(layout, day))
+    rows["features"] = sum(pq.ParquetFile(f.path).metadata.num_rows for f in feature_files(layout, day))
     return rows
 
 
-def feature_files(layout: DataLayout, day: date) -> list[Path]:
-    return sorted(layout.feature_partition(day).glob("*.parquet"))
+def feature_files(layout: DataLayout, day: date) -> list:
+    return partitions.feature_files(layout.feature_partition(day))
 
 
-def sha256(path: Path) -> str:
+def sha256(path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def fingerprint(layout: DataLayout, day: date) -> dict:
     """What must not change when a day is reprocessed: the raw files' bytes, and the feature
     partition's file count, rows and content (Spark names its files anew on every write)."""
-    raw = {dataset: sha256(layout.raw_partition(dataset, day) / DATA_FILE) for dataset in DAILY_DATASETS}
+    raw = {dataset: sha256(raw_data(layout, dataset, day)) for dataset in DAILY_DATASETS}
     files = feature_files(layout, day)
-    features = pq.read_table(files).to_pandas() if files else None
+    features = pq.read_table([f.path for f in files]).to_pandas() if files else None
     content = (hashlib.sha256(features.sort_values(list(features.columns)).to_csv(index=False).encode())
                .hexdigest() if features is not None else None)
     return {"raw": raw, "feature_files": len(files), "feature_rows": partition_rows(layout, day)["features"],

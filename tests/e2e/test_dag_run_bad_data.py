@@ -10,8 +10,9 @@ import pytest
 from mlflow import MlflowClient
 
 from devtools.demo import run_dag
-from flight_delays import ingest, settings
-from flight_delays.layout import DATA_FILE, VALIDATED_MARKER, DataLayout
+from flight_delays import ingest, partitions, settings
+from flight_delays.layout import DATA_FILE, DataLayout
+from flight_delays.publication import latest
 
 pytestmark = pytest.mark.e2e
 BAD_DAY = date(2013, 2, 10)
@@ -57,12 +58,15 @@ def test_corrupt_day_is_quarantined_and_nothing_downstream_runs(isolated, monkey
     assert (states["submit_validation"], states["wait_for_validation"]) == (validation_application,) * 2
     assert {states[t] for t in ("submit_features", "wait_for_features", "submit_training",
                                 "wait_for_training", "register", "report")} == {"upstream_failed"}
-    # The bad day is out of the raw zone; the 9 earlier days it bootstrapped are validated and kept.
-    assert not isolated.raw_partition("flights", BAD_DAY).exists()
-    assert (isolated.quarantine_partition("flights", BAD_DAY) / DATA_FILE).exists()
-    earlier = sorted(p.name for p in (isolated.root / "raw" / "flights").iterdir())
-    assert earlier == [f"date=2013-02-0{d}" for d in range(1, 10)]
-    assert all((isolated.root / "raw" / "flights" / name / VALIDATED_MARKER).exists() for name in earlier)
+    # The bad day failed (no reader takes it) and is copied to quarantine; the 9 earlier days it
+    # bootstrapped are validated.
+    assert partitions.state(latest(isolated.raw_partition("flights", BAD_DAY))) == partitions.FAILED
+    quarantined = isolated.quarantine_partition("flights", BAD_DAY)
+    assert sorted(latest(quarantined).files) == ["_validation.json", DATA_FILE]
+    ingested = sorted(p.name for p in (isolated.root / "raw" / "flights").iterdir())
+    assert ingested == [f"date=2013-02-{d:02d}" for d in range(1, 11)]
+    assert all(partitions.state(latest(isolated.root / "raw" / "flights" / name)) == partitions.PASSED
+               for name in ingested[:-1])
     assert not isolated.features.exists()
     assert not isolated.report(BAD_DAY).exists()
     assert MlflowClient(tracking_uri=settings.mlflow_tracking_uri()).search_registered_models() == []

@@ -1,13 +1,16 @@
 from __future__ import annotations
 
 import math
+import re
 from datetime import date, datetime, timezone
 
 import pytest
 from pyspark.sql import Row
 from pyspark.testing import assertDataFrameEqual
 
-from flight_delays.layout import DATA_FILE, VALIDATED_MARKER
+from flight_delays import partitions
+from flight_delays.layout import DATA_FILE, RESULT_FILE, DataLayout, spark_uri
+from flight_delays.publication import PublicationConflict, latest, publish
 from spark_jobs.features import (
     FEATURE_COLUMNS,
     PLANES_SCHEMA,
@@ -134,17 +137,68 @@ def test_parse_args_refuses_dates_out_of_order():
 
 
 def test_only_validated_partitions_are_read(tmp_path):
-    from spark_jobs.features import partition_paths
+    from spark_jobs.features import validated_paths
 
-    for day, marker in (("2013-06-01", True), ("2013-06-02", False)):
-        partition = tmp_path / "raw" / "flights" / f"date={day}"
-        partition.mkdir(parents=True)
-        (partition / DATA_FILE).write_bytes(b"")
-        if marker:
-            (partition / VALIDATED_MARKER).write_text("{}")
-    assert partition_paths(str(tmp_path), "flights", [date(2013, 6, 1)]) == [
-        f"{tmp_path}/raw/flights/date=2013-06-01"]
-    with pytest.raises(FileNotFoundError) as raised:
-        partition_paths(str(tmp_path), "flights", [date(2013, 6, 1), date(2013, 6, 2), date(2013, 6, 3)])
-    assert str(raised.value).startswith("2 raw flights partition(s) missing or not validated (no _VALIDATED")
-    assert "date=2013-06-02" in str(raised.value) and "date=2013-06-03" in str(raised.value)
+    data = DataLayout.for_job(str(tmp_path))
+    folders = {day: data.raw_partition("flights", date(2013, 6, day)) for day in (1, 2, 3, 4)}
+    for day, verdict in ((1, partitions.PASSED), (2, None), (3, partitions.FAILED)):
+        ingested = publish(folders[day], {DATA_FILE: b"PAR1"}, writer="ingest", meta={"rows": 1})
+        if verdict:
+            publish(folders[day], {RESULT_FILE: b"{}"}, writer="gate", based_on=ingested, carry=(DATA_FILE,),
+                    meta={"rows": 1, partitions.VALIDATION: {"state": verdict}})
+    validated = latest(folders[1])
+    assert validated_paths([folders[1]]) == [f"file://{tmp_path}/raw/flights/date=2013-06-01/"
+                                             f"{validated.files[DATA_FILE]}"]
+    with pytest.raises(partitions.PartitionUnavailable) as raised:
+        validated_paths(list(folders.values()))
+    assert str(raised.value).splitlines() == [
+        "3 raw partition(s) cannot be read, only validated ones are:",
+        f"{folders[2]}: version 1 by ingest, not validated yet",
+        f"{folders[3]}: version 2 by gate, failed validation (a copy is in quarantine/)",
+        f"{folders[4]}: never ingested"]
+
+
+def test_features_are_published_per_day_and_a_rerun_publishes_the_next_version(spark, tmp_path):
+    from spark_jobs.features import publish_features
+
+    data = DataLayout.for_job(str(tmp_path))
+    days = [date(2013, 6, 1), date(2013, 6, 2)]
+    frame = spark.createDataFrame([Row(date=days[i % 2], x=i) for i in range(5)])
+    assert publish_features(frame, data, days, writer="run-1") == {days[0]: 3, days[1]: 2}
+    first = {day: latest(data.feature_partition(day)) for day in days}
+    assert [(p.version, p.writer, p.meta) for p in first.values()] == [
+        (1, "run-1", {"rows": 3}), (1, "run-1", {"rows": 2})]
+    (stored,) = first[days[0]].files.values()  # one file a day, in the run's own folder
+    assert re.fullmatch(r"[0-9a-f]{12}/part-00000-.*\.parquet", stored)
+    parts = partitions.feature_files(data.feature_partition(days[0]))
+    read = spark.read.parquet(*[spark_uri(part) for part in parts])
+    assert sorted(r.x for r in read.collect()) == [0, 2, 4]
+
+    publish_features(frame.where("x < 4"), data, days, writer="run-2")
+    second = latest(data.feature_partition(days[0]))
+    assert (second.version, second.meta, second.files == first[days[0]].files) == (2, {"rows": 2}, False)
+    # The first run's folder stays while a reader of version 1 may still read it (publication's grace).
+    folders = sorted(p.name for p in data.feature_partition(days[0]).iterdir() if p.name != "_manifests")
+    assert folders == sorted({stored.split("/")[0], second.files["part-00000.parquet"].split("/")[0]})
+
+
+def test_of_two_runs_publishing_the_same_day_the_later_fails_naming_the_winner(spark, tmp_path, monkeypatch):
+    from spark_jobs import features as job
+
+    data = DataLayout.for_job(str(tmp_path))
+    day = date(2013, 6, 1)
+    real_publish = job.publish
+
+    def a_concurrent_run_publishes_first(folder, *args, **kwargs):
+        real_publish(folder, {"part-00000.parquet": b"PAR1"}, writer="the other run", meta={"rows": 1})
+        return real_publish(folder, *args, **kwargs)
+
+    monkeypatch.setattr(job, "publish", a_concurrent_run_publishes_first)
+    frame = spark.createDataFrame([Row(date=day, x=1)])
+    with pytest.raises(PublicationConflict, match=r"date=2013-06-01: version 1 was published by the other "
+                                                  r"run at .* while this run was writing it"):
+        job.publish_features(frame, data, [day], writer="this run")
+    winner = latest(data.feature_partition(day))
+    assert (winner.version, winner.writer) == (1, "the other run")
+    assert sorted(p.name for p in data.feature_partition(day).iterdir()) == sorted(
+        ["_manifests", winner.files["part-00000.parquet"]])  # nothing of the loser's is left

@@ -6,8 +6,9 @@ from datetime import date
 import pytest
 from pyspark.sql import Row
 
-from flight_delays import contract, registry
-from flight_delays.layout import VALIDATED_MARKER
+from flight_delays import contract, partitions, registry
+from flight_delays.layout import DATA_FILE, DataLayout
+from flight_delays.publication import publish
 from spark_jobs import features as features_job
 from spark_jobs import train
 from spark_jobs.train import (
@@ -45,13 +46,14 @@ def test_sampling_thins_the_training_days_only_and_is_seeded(spark):
         sample_training(split, 0)
 
 
-def test_input_verdicts_are_the_markers_of_the_window(tmp_path):
-    for dataset, day in (("flights", 1), ("weather", 1), ("flights", 2)):
-        marker = tmp_path / "raw" / dataset / f"date=2013-06-0{day}" / VALIDATED_MARKER
-        marker.parent.mkdir(parents=True)
-        marker.write_text('{"validated_at": "2013-06-02T00:00:00+00:00", "warnings": []}')
+def test_input_verdicts_are_the_gate_verdicts_of_the_window(tmp_path):
+    data = DataLayout.for_job(str(tmp_path))
+    validated = {"state": "passed", "validated_at": "2013-06-02T00:00:00+00:00", "warnings": []}
+    for dataset, day in (("flights", 1), ("weather", 1), ("flights", 2), ("weather", 2)):
+        verdict = {} if (dataset, day) == ("weather", 2) else {partitions.VALIDATION: validated}
+        publish(data.raw_partition(dataset, date(2013, 6, day)), {DATA_FILE: b"PAR1"}, writer="test",
+                meta={"rows": 1, **verdict})
     verdicts = input_verdicts(str(tmp_path), date(2013, 6, 1), date(2013, 6, 2))
-    validated = {"validated_at": "2013-06-02T00:00:00+00:00", "warnings": []}
     assert verdicts == {"flights/2013-06-01": validated, "weather/2013-06-01": validated,
                         "flights/2013-06-02": validated, "weather/2013-06-02": {"missing": True},
                         "planes/reference": {"missing": True}}

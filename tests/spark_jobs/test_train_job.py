@@ -14,6 +14,7 @@ from mlflow import MlflowClient
 from flight_delays.contract import APPLICATION_TAG, DAG_ID, FEATURE_COLUMNS, LABEL_COLUMN
 from flight_delays.jobs import TRAIN_JOB
 from flight_delays.layout import DataLayout
+from flight_delays.partitions import publish_feature_frame
 from flight_delays.registry import CHAMPION, PromotionRequest, promote, register_model
 from sparkapp import states
 from sparkapp.application import render_manifest
@@ -38,8 +39,8 @@ def write_features(layout: DataLayout, rows_per_day: int = 240) -> None:
         frame.insert(2, "origin", "JFK")
         frame.insert(3, "dest", "LAX")
         frame.insert(4, "sched_dep_time", np.full(rows_per_day, 900, dtype="int64"))
-        layout.feature_partition(day).mkdir(parents=True)
-        frame.to_parquet(layout.feature_partition(day) / "part-00000.parquet", index=False)
+        frame["date"] = day
+        publish_feature_frame(layout.feature_partition(day), frame, writer="test")
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 
 from devtools.manifests import render_run
-from flight_delays import tasks
-from flight_delays.ingest import FLIGHTS, ingest_day, ingest_reference, write_parquet_atomically
-from flight_delays.layout import DATA_FILE, VALIDATED_MARKER, DataLayout
+from flight_delays import partitions, tasks
+from flight_delays.ingest import FLIGHTS, ingest_day, ingest_reference, publish_frame
+from flight_delays.layout import DATA_FILE, DataLayout, uri
+from flight_delays.publication import latest
 from sparkapp import states
 from sparkapp.hooks.local import LocalSparkApplicationClient
 
@@ -29,10 +30,11 @@ def validated_by_spark(tmp_path_factory):
         for day in DAYS:
             ingest_day(layout, day)
         ingest_reference(layout)
-        path = layout.raw_partition(FLIGHTS, BAD_DAY) / DATA_FILE
-        flights = pd.read_parquet(path)
+        folder = layout.raw_partition(FLIGHTS, BAD_DAY)
+        with latest(folder).path(folder, DATA_FILE).open("rb") as data:
+            flights = pd.read_parquet(data)
         flights.loc[:4, "origin"] = "XXX"
-        write_parquet_atomically(flights, path)
+        publish_frame(folder, flights, writer="a bad feed")
         conf = {"validation_engine": "spark", "window_days": 7, "history_days": 3}
         manifest = render_run(BAD_DAY, conf)["submit_validation"]
         # The run would ingest its day and the missing days of its window; here three days are there.
@@ -56,10 +58,14 @@ def test_the_application_completes_and_files_its_verdict(validated_by_spark):
     assert failure == {"dataset": "flights", "day": "2013-06-30",
                        "expectation": "expect_column_values_to_be_in_set", "column": "origin",
                        "severity": "critical", "observed": 5, "examples": ["XXX", "XXX", "XXX", "XXX", "XXX"]}
-    assert verdict["quarantined"] == [str(layout.quarantine_partition(FLIGHTS, BAD_DAY))]
-    # Same trail as the in-process gate: results, markers, quarantine, Data Docs.
-    assert not layout.raw_partition(FLIGHTS, BAD_DAY).exists()
-    assert all((layout.raw_partition(FLIGHTS, d) / VALIDATED_MARKER).exists() for d in DAYS[:-1])
+    assert verdict["quarantined"] == [uri(layout.quarantine_partition(FLIGHTS, BAD_DAY))]
+    # Same trail as the in-process gate: verdicts published beside the data, quarantine, Data Docs.
+    judged = latest(layout.raw_partition(FLIGHTS, BAD_DAY))
+    assert (partitions.state(judged), judged.writer) == (
+        partitions.FAILED, f"SparkApplication {application['metadata']['name']}")
+    assert latest(layout.quarantine_partition(FLIGHTS, BAD_DAY)).meta["version"] == judged.version
+    assert all(partitions.state(latest(layout.raw_partition(FLIGHTS, d))) == partitions.PASSED
+               for d in DAYS[:-1])
     assert (layout.data_docs / "index.html").exists()
 
 
@@ -67,7 +73,7 @@ def test_the_gate_task_fails_with_the_same_message_as_in_process(validated_by_sp
     from airflow.sdk.exceptions import AirflowFailException
 
     layout, application = validated_by_spark
-    monkeypatch.setenv("FLIGHT_DELAYS_DATA_ROOT", str(layout.root))
+    monkeypatch.setenv("FLIGHT_DELAYS_DATA_ROOT", layout.root.path)
     ingested = {"day": BAD_DAY.isoformat(), "ingested_days": [d.isoformat() for d in DAYS]}
     with pytest.raises(AirflowFailException) as raised:
         tasks.validate(ingested, engine="spark", application=application["metadata"]["name"])
@@ -79,7 +85,7 @@ def test_the_gate_task_fails_with_the_same_message_as_in_process(validated_by_sp
 
 def test_the_gate_refuses_a_verdict_of_another_application_or_other_days(validated_by_spark, monkeypatch):
     layout, application = validated_by_spark
-    monkeypatch.setenv("FLIGHT_DELAYS_DATA_ROOT", str(layout.root))
+    monkeypatch.setenv("FLIGHT_DELAYS_DATA_ROOT", layout.root.path)
     name = application["metadata"]["name"]
     ingested = {"day": BAD_DAY.isoformat(), "ingested_days": [d.isoformat() for d in DAYS]}
     with pytest.raises(ValueError, match=f"is from SparkApplication '{name}', not from 'validate-other'"):

@@ -5,8 +5,10 @@ from datetime import date
 import pandas as pd
 import pytest
 
+from flight_delays import partitions
 from flight_delays.ingest import FLIGHTS, WEATHER, ingest_day, ingest_reference, is_ingested
-from flight_delays.layout import DATA_FILE, RESULT_FILE, VALIDATED_MARKER, DataLayout
+from flight_delays.layout import DATA_FILE, RESULT_FILE, DataLayout
+from flight_delays.publication import MANIFESTS, latest, publish
 
 DAY = date(2013, 6, 30)
 
@@ -16,57 +18,87 @@ def layout(tmp_path) -> DataLayout:
     return DataLayout(tmp_path / "data")
 
 
-def partition_files(layout: DataLayout, dataset: str) -> list[str]:
-    return sorted(p.name for p in layout.raw_partition(dataset, DAY).iterdir())
+def stored_files(layout: DataLayout, dataset: str) -> list[str]:
+    return sorted(p.name for p in layout.raw_partition(dataset, DAY).iterdir() if p.name != MANIFESTS)
 
 
-def test_ingest_writes_the_real_day(layout):
-    assert ingest_day(layout, DAY) == {"flights": 918, "weather": 72}
-    flights = pd.read_parquet(layout.raw_partition(FLIGHTS, DAY) / DATA_FILE)
+def current_data(layout: DataLayout, dataset: str) -> bytes:
+    folder = layout.raw_partition(dataset, DAY)
+    return latest(folder).path(folder, DATA_FILE).read_bytes()
+
+
+def test_ingest_publishes_the_real_day(layout):
+    assert ingest_day(layout, DAY, writer="test") == {"flights": 918, "weather": 72}
+    folder = layout.raw_partition(FLIGHTS, DAY)
+    publication = latest(folder)
+    assert (publication.version, publication.writer, publication.meta, list(publication.files)) == (
+        1, "test", {"rows": 918}, [DATA_FILE])
+    with publication.path(folder, DATA_FILE).open("rb") as data:
+        flights = pd.read_parquet(data)
     assert len(flights) == 918
     assert set(zip(flights.year, flights.month, flights.day, strict=True)) == {(2013, 6, 30)}
     assert str(flights.time_hour.dtype) == "datetime64[us, UTC]"
     assert flights.loc[0, ["carrier", "flight", "origin", "dest"]].tolist() == ["B6", 1203, "JFK", "SJU"]
+    assert latest(layout.raw_partition(WEATHER, DAY)).meta == {"rows": 72}
     assert is_ingested(layout, DAY)
     assert not is_ingested(layout, date(2013, 7, 1))
 
 
-def test_ingesting_the_same_day_twice_gives_an_identical_partition(layout):
+def test_ingesting_the_same_day_twice_publishes_identical_data(layout):
     ingest_day(layout, DAY)
-    first = {d: (layout.raw_partition(d, DAY) / DATA_FILE).read_bytes() for d in (FLIGHTS, WEATHER)}
+    first = {d: current_data(layout, d) for d in (FLIGHTS, WEATHER)}
     ingest_day(layout, DAY)
-    second = {d: (layout.raw_partition(d, DAY) / DATA_FILE).read_bytes() for d in (FLIGHTS, WEATHER)}
-    assert first == second
-    assert partition_files(layout, FLIGHTS) == [DATA_FILE]
-    assert len(pd.read_parquet(layout.raw_partition(FLIGHTS, DAY))) == 918
+    assert {d: current_data(layout, d) for d in (FLIGHTS, WEATHER)} == first
+    assert latest(layout.raw_partition(FLIGHTS, DAY)).version == 2
+    # Version 1's file stays a while (a reader may have just read its manifest): two data files.
+    assert [name.split("-", 1)[1] for name in stored_files(layout, FLIGHTS)] == [DATA_FILE, DATA_FILE]
 
 
-def test_failed_write_leaves_the_previous_partition_whole(layout, monkeypatch):
+def test_failed_write_leaves_the_previous_publication_whole(layout, monkeypatch):
     ingest_day(layout, DAY)
-    before = (layout.raw_partition(FLIGHTS, DAY) / DATA_FILE).read_bytes()
+    before, files = current_data(layout, FLIGHTS), stored_files(layout, FLIGHTS)
 
-    def crash_midway(self, path, **kwargs):
-        with open(path, "wb") as f:
-            f.write(b"PAR1 half a file")
+    def crash_midway(self, out, **kwargs):
+        out.write(b"PAR1 half a file")
         raise OSError("disk full")
 
     monkeypatch.setattr(pd.DataFrame, "to_parquet", crash_midway)
     with pytest.raises(OSError, match="disk full"):
         ingest_day(layout, DAY)
-    assert (layout.raw_partition(FLIGHTS, DAY) / DATA_FILE).read_bytes() == before
-    assert partition_files(layout, FLIGHTS) == [DATA_FILE]
+    assert latest(layout.raw_partition(FLIGHTS, DAY)).version == 1
+    assert current_data(layout, FLIGHTS) == before
+    assert stored_files(layout, FLIGHTS) == files  # the half-written file is removed
 
 
-def test_ingest_reference_writes_the_planes(layout):
+def test_ingest_reference_publishes_the_planes(layout):
     assert ingest_reference(layout) == 3322
-    planes = pd.read_parquet(layout.reference("planes") / DATA_FILE)
+    folder = layout.reference("planes")
+    with latest(folder).path(folder, DATA_FILE).open("rb") as data:
+        planes = pd.read_parquet(data)
     assert planes.tailnum.is_unique and len(planes) == 3322
+
+
+def judge(layout: DataLayout, dataset: str, state: str) -> None:
+    """Publish a verdict on the partition's current data, as the validation gate does."""
+    folder = layout.raw_partition(dataset, DAY)
+    current = latest(folder)
+    publish(folder, {RESULT_FILE: b"{}"}, writer="gate", based_on=current, carry=(DATA_FILE,),
+            meta={**current.meta,
+                  partitions.VALIDATION: {"state": state, "validated_at": "now", "warnings": []}})
 
 
 def test_rewriting_a_day_makes_it_unvalidated(layout):
     ingest_day(layout, DAY)
-    partition = layout.raw_partition(FLIGHTS, DAY)
-    (partition / VALIDATED_MARKER).write_text("{}")
-    (partition / RESULT_FILE).write_text("{}")
+    judge(layout, FLIGHTS, partitions.PASSED)
+    assert partitions.state(latest(layout.raw_partition(FLIGHTS, DAY))) == partitions.PASSED
     ingest_day(layout, DAY)
-    assert partition_files(layout, FLIGHTS) == [DATA_FILE]
+    rewritten = latest(layout.raw_partition(FLIGHTS, DAY))
+    assert (rewritten.version, partitions.state(rewritten), list(rewritten.files)) == (3, None, [DATA_FILE])
+
+
+def test_a_quarantined_day_counts_as_not_ingested(layout):
+    ingest_day(layout, DAY)
+    judge(layout, WEATHER, partitions.FAILED)
+    assert not is_ingested(layout, DAY)
+    ingest_day(layout, DAY)
+    assert is_ingested(layout, DAY)

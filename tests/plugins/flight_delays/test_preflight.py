@@ -26,7 +26,7 @@ def test_the_defaults_pass_and_the_plan_says_what_the_run_does(tmp_path, monkeyp
     monkeypatch.setenv("FLIGHT_DELAYS_DATA_ROOT", str(tmp_path / "data"))
     plan = check_run(DAY, params(), backfill=False, backend="local", namespace="default")
     assert (plan.day, plan.source_day, plan.train) == ("2013-06-30", "2013-06-30", True)
-    assert plan.checked[:2] == [f"data root {tmp_path / 'data'} is writable",
+    assert plan.checked[:2] == [f"data root {(tmp_path / 'data').as_uri()} is writable",
                                 "Spark master local[2] (connection spark_default)"]
     assert plan.checked[2].startswith("MLflow tracking at sqlite:///")
     assert list((tmp_path / "data").iterdir()) == []  # the probe file is gone
@@ -111,8 +111,8 @@ def test_every_problem_is_listed_and_a_bad_request_is_not_retried(tmp_path, monk
     assert lines[0] == "the run of 2013-06-30 cannot work; 3 problem(s):"
     assert lines[1].startswith("- test_days (4) + validation_days (3) must be smaller than window_days (7)")
     assert lines[2].startswith("- promotion policy 'force' needs a reason")
-    assert lines[3].startswith(f"- the data root {tmp_path / 'file' / 'data'} is not writable: [Errno 20] "
-                               "Not a directory")
+    root = (tmp_path / "file" / "data").as_uri()
+    assert lines[3].startswith(f"- the data root {root} is not writable: [Errno 20] Not a directory")
 
 
 def test_an_unreachable_environment_alone_is_retried(tmp_path, monkeypatch):

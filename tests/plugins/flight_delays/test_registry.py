@@ -22,6 +22,7 @@ from mlflow.types import ColSpec, Schema
 
 from flight_delays.contract import APPLICATION_TAG, FEATURE_COLUMNS, LABEL_COLUMN
 from flight_delays.layout import DataLayout
+from flight_delays.partitions import publish_feature_frame
 from flight_delays.preflight import environment_problems
 from flight_delays.registry import (
     CHALLENGER,
@@ -91,8 +92,7 @@ def store(request, tmp_path_factory):
     for day in TEST_DAYS:
         frame = pd.DataFrame(rng.uniform(0, 2000, size=(300, len(FEATURE_COLUMNS))), columns=FEATURE_COLUMNS)
         frame[LABEL_COLUMN] = (frame["distance"] > 1000).astype("int32")
-        layout.feature_partition(day).mkdir(parents=True)
-        frame.to_parquet(layout.feature_partition(day) / "part-0.parquet", index=False)
+        publish_feature_frame(layout.feature_partition(day), frame, writer="test")
     return uri, layout
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flight_delays.partitions import publish_feature_frame
 from flight_delays.report import RunReport
 
 REPORT = {
@@ -44,7 +45,7 @@ def test_the_report_written_is_the_report_read(tmp_path):
     layout = DataLayout(tmp_path)
     report = RunReport.from_dict({**REPORT, "model": None, "test_metrics": None})
     report.write(layout)
-    assert layout.report(date(2013, 6, 30)) == tmp_path / "reports" / "date=2013-06-30" / "report.json"
+    assert layout.report(date(2013, 6, 30)).path == f"{tmp_path}/reports/date=2013-06-30/report.json"
     assert RunReport.read(layout, date(2013, 6, 30)) == report
     written = {**REPORT, "model": None, "test_metrics": None}
     assert RunReport.read(layout, date(2013, 6, 30)).as_dict() == written
@@ -58,10 +59,10 @@ def test_a_run_that_did_not_train_is_reported_from_its_tasks_results(tmp_path):
     from flight_delays.layout import DataLayout
 
     layout = DataLayout(tmp_path)
-    features = layout.feature_partition(date(2013, 6, 30))
-    features.mkdir(parents=True)
-    pd.DataFrame({"x": range(5)}).to_parquet(features / "part-0.parquet")
-    pd.DataFrame({"x": range(2)}).to_parquet(features / "part-1.parquet")
+    publish_feature_frame(layout.feature_partition(date(2013, 6, 30)), pd.DataFrame({"x": range(7)}),
+                          writer="test")
+    publish_feature_frame(layout.feature_partition(date(2013, 6, 29)), pd.DataFrame({"x": range(3)}),
+                          writer="test")  # another day's features are not this run's
     cost = {"application": "features-20130630-ab12", "wall_seconds": 10.0, "executors": 2,
             "executor_cores": 1, "gpus": 0, "driver_core_seconds": 10.0, "executor_core_seconds": 20.0,
             "gpu_seconds": 0.0}

@@ -10,8 +10,10 @@ from datetime import date, timedelta
 import pandas as pd
 import pytest
 
-from flight_delays.ingest import FLIGHTS, WEATHER, ingest_day, ingest_reference, write_parquet_atomically
-from flight_delays.layout import DATA_FILE, RESULT_FILE, VALIDATED_MARKER, DataLayout
+from flight_delays import partitions
+from flight_delays.ingest import FLIGHTS, PLANES, WEATHER, ingest_day, ingest_reference, publish_frame
+from flight_delays.layout import DATA_FILE, RESULT_FILE, DataLayout, uri
+from flight_delays.publication import latest, publish
 from flight_delays.validation import (
     DataValidationError,
     PartitionValidator,
@@ -43,18 +45,51 @@ def prepared_root(tmp_path_factory, validator):
 @pytest.fixture
 def layout(tmp_path, prepared_root) -> DataLayout:
     """A fresh copy of the prepared data root for each test."""
-    shutil.copytree(prepared_root, tmp_path / "data")
+    shutil.copytree(prepared_root.path, tmp_path / "data")
     return DataLayout(tmp_path / "data")
 
 
+def current_file(folder, name: str = DATA_FILE):
+    """The file ``name`` of ``folder``'s latest publication."""
+    return latest(folder).path(folder, name)
+
+
+def read_frame(folder) -> pd.DataFrame:
+    with current_file(folder).open("rb") as data:
+        return pd.read_parquet(data)
+
+
+def result_of(folder) -> dict:
+    return json.loads(current_file(folder, RESULT_FILE).read_text())
+
+
+def state_of(folder) -> str | None:
+    return partitions.state(latest(folder))
+
+
+def corrupt(folder, change) -> None:
+    publish_frame(folder, change(read_frame(folder)), writer="a bad feed")  # as the ingest task writes
+
+
 def corrupt_flights(layout: DataLayout, change) -> None:
-    path = layout.raw_partition(FLIGHTS, DAY) / DATA_FILE
-    write_parquet_atomically(change(pd.read_parquet(path)), path)  # as the ingest task writes
+    corrupt(layout.raw_partition(FLIGHTS, DAY), change)
 
 
 def history_files(layout: DataLayout) -> dict:
-    return {(d, ds): (layout.raw_partition(ds, d) / DATA_FILE).read_bytes()
+    return {(d, ds): current_file(layout.raw_partition(ds, d)).read_bytes()
             for d in HISTORY for ds in (FLIGHTS, WEATHER)}
+
+
+def assert_quarantined(folder, quarantined) -> None:
+    """``folder``'s latest publication failed; its copy in ``quarantined`` has the same data and result."""
+    judged = latest(folder)
+    assert partitions.state(judged) == partitions.FAILED
+    copy = latest(quarantined)
+    assert (sorted(copy.files), copy.meta["source"], copy.meta["version"]) == (
+        [RESULT_FILE, DATA_FILE], uri(folder), judged.version)
+    for name in (DATA_FILE, RESULT_FILE):
+        assert copy.path(quarantined, name).read_bytes() == judged.path(folder, name).read_bytes()
+    assert result_of(quarantined)["success"] is False
 
 
 def test_interval_bounds_are_the_local_day_in_utc():
@@ -63,27 +98,32 @@ def test_interval_bounds_are_the_local_day_in_utc():
 
 
 def test_volume_minimum_is_half_the_median_of_validated_history(layout):
-    volumes = sorted(len(pd.read_parquet(layout.raw_partition(FLIGHTS, d))) for d in HISTORY)
+    volumes = sorted(len(read_frame(layout.raw_partition(FLIGHTS, d))) for d in HISTORY)
     assert volumes == [812, 923, 993, 994, 994, 995, 995]  # 2013-06-23 .. 2013-06-29 (Saturday: 812)
     assert minimum_rows(layout, FLIGHTS, DAY) == 497  # median 994 / 2
     assert minimum_rows(layout, FLIGHTS, HISTORY[0]) == 1  # no validated day before it
 
 
 def test_clean_day_passes_is_marked_and_keeps_its_result(layout):
+    ingested = {dataset: latest(layout.raw_partition(dataset, DAY)) for dataset in (FLIGHTS, WEATHER)}
     verdict = PartitionValidator(docs_dir=layout.data_docs).validate_days(layout, [DAY])
     assert verdict.summary() == {"partitions": 2, "passed": True, "critical_failures": 0, "warnings": 0,
                                  "failures": [], "quarantined": [],
-                                 "data_docs": str(layout.data_docs / "index.html")}
-    pages = sorted(str(p.relative_to(layout.data_docs)).split("/")[:3]
+                                 "data_docs": uri(layout.data_docs / "index.html")}
+    pages = sorted(p.path.removeprefix(layout.data_docs.path + "/").split("/")[:3]
                    for p in layout.data_docs.glob("validations/**/*.html"))
     assert pages == [["validations", "raw_flights", "flights-2013-06-30"],
                      ["validations", "raw_weather", "weather-2013-06-30"]]
     assert "raw_flights" in (layout.data_docs / "index.html").read_text()
     for dataset in (FLIGHTS, WEATHER):
         partition = layout.raw_partition(dataset, DAY)
-        result = json.loads((partition / RESULT_FILE).read_text())
+        result = result_of(partition)
         assert result["success"] is True and result["statistics"]["unsuccessful_expectations"] == 0
-        assert json.loads((partition / VALIDATED_MARKER).read_text())["warnings"] == []
+        judged = latest(partition)
+        assert (judged.version, judged.meta["rows"], judged.meta["validation"]["state"],
+                judged.meta["validation"]["warnings"]) == (
+            2, {FLIGHTS: 918, WEATHER: 72}[dataset], "passed", [])
+        assert judged.files[DATA_FILE] == ingested[dataset].files[DATA_FILE]  # carried, not copied
 
 
 def null_carrier(frame):
@@ -135,14 +175,11 @@ def test_each_corruption_is_caught_named_and_quarantined(validator, layout, kind
     assert re.match(r"\d+ critical expectation\(s\) failed on 2 partition\(s\):\n", message)
     assert f"[critical] flights 2013-06-30: {expected}" in message
 
-    quarantined = layout.quarantine_partition(FLIGHTS, DAY)
-    assert not layout.raw_partition(FLIGHTS, DAY).exists()
-    assert sorted(p.name for p in quarantined.iterdir()) == [RESULT_FILE, DATA_FILE]
-    assert json.loads((quarantined / RESULT_FILE).read_text())["success"] is False
+    assert_quarantined(layout.raw_partition(FLIGHTS, DAY), layout.quarantine_partition(FLIGHTS, DAY))
     # The same day's weather is fine and validated; the earlier days are untouched.
-    assert (layout.raw_partition(WEATHER, DAY) / VALIDATED_MARKER).exists()
+    assert state_of(layout.raw_partition(WEATHER, DAY)) == partitions.PASSED
     assert history_files(layout) == history_before
-    assert all((layout.raw_partition(FLIGHTS, d) / VALIDATED_MARKER).exists() for d in HISTORY)
+    assert all(state_of(layout.raw_partition(FLIGHTS, d)) == partitions.PASSED for d in HISTORY)
 
 
 def test_message_lists_every_failed_expectation(validator, layout):
@@ -163,46 +200,39 @@ def test_rerun_after_the_data_is_fixed_releases_the_day(validator, layout):
     corrupt_flights(layout, null_carrier)
     with pytest.raises(DataValidationError):
         validator.validate_days(layout, [DAY])
-    assert layout.quarantine_partition(FLIGHTS, DAY).exists()
+    assert latest(layout.quarantine_partition(FLIGHTS, DAY)) is not None
     ingest_day(layout, DAY)  # the fixed extract
     assert validator.validate_days(layout, [DAY]).passed
     assert not layout.quarantine_partition(FLIGHTS, DAY).exists()
-    assert (layout.raw_partition(FLIGHTS, DAY) / VALIDATED_MARKER).exists()
+    assert state_of(layout.raw_partition(FLIGHTS, DAY)) == partitions.PASSED
 
 
 def test_warning_is_recorded_but_lets_the_run_continue(validator, layout):
-    path = layout.raw_partition(WEATHER, DAY) / DATA_FILE
-    weather = pd.read_parquet(path)
-    weather.loc[0, "wind_speed"] = 1048.4
-    weather.to_parquet(path, index=False)
+    corrupt(layout.raw_partition(WEATHER, DAY), set_value("wind_speed", 1048.4))
     verdict = validator.validate_days(layout, [DAY])
     assert verdict.passed
     assert [f.describe() for f in verdict.failures] == [
         "[warning] weather 2013-06-30: expect_column_values_to_be_between on column 'wind_speed', "
         "observed 1, e.g. [1048.4]"
     ]
-    marker = json.loads((layout.raw_partition(WEATHER, DAY) / VALIDATED_MARKER).read_text())
-    assert marker["warnings"] == [f.describe() for f in verdict.failures]
+    judged = latest(layout.raw_partition(WEATHER, DAY))
+    assert judged.meta["validation"]["state"] == partitions.PASSED
+    assert judged.meta["validation"]["warnings"] == [f.describe() for f in verdict.failures]
 
 
 def test_planes_reference_is_validated_and_quarantined_when_broken(validator, layout):
-    from flight_delays.ingest import PLANES
-
     verdict = validator.validate_days(layout, [], reference=True)
     assert (verdict.partitions, verdict.passed) == (1, True)
-    assert (layout.reference(PLANES) / VALIDATED_MARKER).exists()
+    assert state_of(layout.reference(PLANES)) == partitions.PASSED
 
     ingest_reference(layout)
-    assert not (layout.reference(PLANES) / VALIDATED_MARKER).exists()  # rewritten: unvalidated again
-    path = layout.reference(PLANES) / DATA_FILE
-    planes = pd.read_parquet(path)
-    pd.concat([planes, planes.iloc[:3]], ignore_index=True).to_parquet(path, index=False)
+    assert state_of(layout.reference(PLANES)) is None  # rewritten: unvalidated again
+    corrupt(layout.reference(PLANES), lambda planes: pd.concat([planes, planes.iloc[:3]], ignore_index=True))
     with pytest.raises(DataValidationError) as raised:
         validator.validate_days(layout, [], reference=True)
     assert ("[critical] planes reference: expect_column_values_to_be_unique on column 'tailnum', observed 6"
             in str(raised.value))
-    assert not layout.reference(PLANES).exists()
-    assert (layout.quarantine_reference(PLANES) / DATA_FILE).exists()
+    assert_quarantined(layout.reference(PLANES), layout.quarantine_reference(PLANES))
 
 
 @pytest.fixture(scope="module")
@@ -230,7 +260,7 @@ def test_spark_engine_passes_the_clean_day(spark_validator, layout):
     verdict = spark_validator.validate_days(layout, [DAY], reference=True)
     assert (verdict.partitions, verdict.failures, verdict.quarantined) == (3, [], [])
     for dataset in (FLIGHTS, WEATHER):
-        assert (layout.raw_partition(dataset, DAY) / VALIDATED_MARKER).exists()
+        assert state_of(layout.raw_partition(dataset, DAY)) == partitions.PASSED
 
 
 @pytest.mark.parametrize("kind", sorted(CORRUPTIONS))
@@ -239,7 +269,7 @@ def test_spark_engine_names_the_same_failures_as_pandas(validator, spark_validat
     change, _ = CORRUPTIONS[kind]
     corrupt_flights(layout, change)
     twin = DataLayout(tmp_path / "twin")
-    shutil.copytree(layout.root, twin.root)
+    shutil.copytree(layout.root.path, twin.root.path)
     on_pandas = validator.judge(layout, [DAY])
     on_spark = spark_validator.judge(twin, [DAY])
     assert on_spark.critical
@@ -249,8 +279,7 @@ def test_spark_engine_names_the_same_failures_as_pandas(validator, spark_validat
     spark_only = {(e, c) for _, e, c, _ in SPARK_ONLY_FAILURES.get(kind, [])}
     assert ({k: v for k, v in observed_values(on_spark.failures).items() if k not in spark_only}
             == observed_values(on_pandas.failures))
-    assert not twin.raw_partition(FLIGHTS, DAY).exists()
-    assert (twin.quarantine_partition(FLIGHTS, DAY) / RESULT_FILE).exists()
+    assert_quarantined(twin.raw_partition(FLIGHTS, DAY), twin.quarantine_partition(FLIGHTS, DAY))
 
 
 def test_spark_names_column_types_in_its_own_words(spark_validator, layout):
@@ -293,21 +322,22 @@ def test_unknown_engine_is_refused():
 ])
 def test_a_truncated_file_is_a_critical_failure_not_a_crash(validator, spark_validator, layout, engine,
                                                             reader_error):
-    path = layout.raw_partition(FLIGHTS, DAY) / DATA_FILE
-    path.write_bytes(path.read_bytes()[:5000])
+    folder = layout.raw_partition(FLIGHTS, DAY)
+    publish(folder, {DATA_FILE: current_file(folder).read_bytes()[:5000]}, writer="a cut-off transfer")
     with pytest.raises(DataValidationError) as raised:
         {"pandas": validator, "spark": spark_validator}[engine].validate_days(layout, [DAY])
     (line,) = str(raised.value).splitlines()[1:]
     assert re.match(r"\[critical\] flights 2013-06-30: partition_is_readable_parquet on table, "
                     f"observed ['\"]{re.escape(reader_error)}", line)
     quarantined = layout.quarantine_partition(FLIGHTS, DAY)
-    assert json.loads((quarantined / RESULT_FILE).read_text())["success"] is False
-    assert (quarantined / DATA_FILE).stat().st_size == 5000
-    assert (layout.raw_partition(WEATHER, DAY) / VALIDATED_MARKER).exists()
+    assert_quarantined(folder, quarantined)
+    assert len(current_file(quarantined).read_bytes()) == 5000
+    assert state_of(layout.raw_partition(WEATHER, DAY)) == partitions.PASSED
 
 
 def test_a_missing_partition_is_an_error_of_the_pipeline_not_a_verdict(validator, layout):
-    shutil.rmtree(layout.raw_partition(FLIGHTS, DAY))
-    with pytest.raises(FileNotFoundError, match=r"flights/date=2013-06-30/data.parquet does not exist"):
+    shutil.rmtree(layout.raw_partition(FLIGHTS, DAY).path)
+    with pytest.raises(FileNotFoundError, match=r"flights/date=2013-06-30 was never published: "
+                                                r"was flights ingested\?"):
         validator.validate_days(layout, [DAY])
     assert not layout.quarantine_partition(FLIGHTS, DAY).exists()

@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import shutil
 from datetime import date, timedelta
 
 import pytest
 
 from flight_delays.layout import DataLayout
+from flight_delays.publication import MANIFESTS, publish
 from flight_delays.window import RunWindow, feature_plan, source_day
 
 DAY = date(2013, 6, 30)
@@ -21,8 +23,7 @@ def layout(tmp_path) -> DataLayout:
 
 def with_features(layout: DataLayout, *days: date) -> None:
     for day in days:
-        layout.feature_partition(day).mkdir(parents=True)
-        (layout.feature_partition(day) / "part-00000.parquet").write_bytes(b"")
+        publish(layout.feature_partition(day), {"part-00000.parquet": b""}, writer="test", meta={"rows": 0})
 
 
 def window_days() -> list[date]:
@@ -55,9 +56,9 @@ def test_a_reingested_day_makes_the_days_whose_history_it_is_stale(layout):
     assert feature_plan(layout, WINDOW, [date(2013, 5, 19), DAY], 14)["feature_start"] == "2013-06-30"
 
 
-def test_an_empty_partition_folder_is_not_features(layout):
+def test_files_no_manifest_names_are_not_features(layout):
     with_features(layout, *window_days()[:-1])
-    layout.feature_partition(date(2013, 6, 29)).joinpath("part-00000.parquet").unlink()
+    shutil.rmtree(layout.feature_partition(date(2013, 6, 29)).joinpath(MANIFESTS).path)
     assert feature_plan(layout, WINDOW, [DAY], 14)["feature_start"] == "2013-06-29"
 
 
