@@ -81,6 +81,7 @@ def nightly_feature_job(layout, day: date, window_days: int, state_dir: Path) ->
 def scaled_root(layout, folder: Path, day: date, factor: int):
     """A data root whose 28 feature days hold ``factor`` copies of the real rows."""
     import pandas as pd
+    import pyarrow.parquet as pq
 
     from flight_delays.layout import DataLayout
     from flight_delays.partitions import feature_files, publish_feature_frame
@@ -88,8 +89,8 @@ def scaled_root(layout, folder: Path, day: date, factor: int):
     scaled = DataLayout(folder)
     for i in range(28):
         d = day - timedelta(days=i)
-        frame = pd.concat([pd.read_parquet(part.path) for part in feature_files(layout.feature_partition(d))],
-                          ignore_index=True)
+        frame = pd.concat([pq.ParquetFile(part.path).read().to_pandas()
+                           for part in feature_files(layout.feature_partition(d))], ignore_index=True)
         copies = pd.concat([frame.assign(flight=frame.flight + 10_000 * k) for k in range(factor)],
                            ignore_index=True)
         publish_feature_frame(scaled.feature_partition(d), copies, writer="bench")

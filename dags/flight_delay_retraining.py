@@ -54,6 +54,7 @@ def spark_stage(stage: str, *, job, arguments: list, timeout: timedelta = timede
     namespace = "{{ settings.spark_namespace() }}"
     submit = SparkApplicationOperator(task_id=f"submit_{stage}", job=job, namespace=namespace,
                                       arguments=arguments, **({"profile": profile} if profile else {}),
+                                      object_store_conn_id="{{ settings.storage_conn_id() }}",
                                       **(submit_args or {}))
     wait = SparkApplicationSensor(task_id=f"wait_for_{stage}", application_name=submit.output,
                                   namespace=namespace, poke_interval=10, timeout=timeout,

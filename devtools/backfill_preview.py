@@ -22,7 +22,7 @@ from datetime import date, datetime, timedelta, timezone
 
 from devtools.demo import load_dag
 from flight_delays.contract import DAG_ID
-from flight_delays.layout import DataLayout
+from flight_delays.layout import DataLayout, uri
 from flight_delays.preflight import runs_training
 from flight_delays.window import days_to_ingest, feature_plan, run_window
 
@@ -69,7 +69,7 @@ def preview(start: date, end: date, conf: dict | None = None, *, max_active_runs
     layout = DataLayout.from_env()
     runs = backfill_dates(dag, start, end)
     lines = [f"Backfill of {DAG_ID}: {len(runs)} run(s), logical dates {start}..{end}, "
-             f"data root {layout.root}",
+             f"data root {uri(layout.root)}",
              f"params of every run: {json.dumps(values, sort_keys=True)}",
              "training: " + ("ON (backfill_training): every run trains and registers a model version; "
                              "none becomes champion" if train else

@@ -28,17 +28,21 @@ def resolve_backend(backend: str | None) -> str:
 
 
 def get_client(backend: str, *, spark_conn_id: str = "spark_default",
-               kubernetes_conn_id: str = "kubernetes_default") -> SparkApplicationClient:
+               kubernetes_conn_id: str = "kubernetes_default",
+               object_store_conn_id: str = "aws_default") -> SparkApplicationClient:
     """Return the client of ``backend``.
 
     :param backend: where applications run; one of :data:`BACKENDS`.
     :param spark_conn_id: Airflow connection whose host is the Spark master (local backend).
     :param kubernetes_conn_id: Airflow connection to the cluster (Kubernetes backend).
+    :param object_store_conn_id: Airflow connection of the object store a job reads through S3A (local
+        backend; on a cluster the pods' Secret holds it).
     """
     if backend == "local":
         from sparkapp.hooks.local import LocalSparkApplicationClient
 
-        return LocalSparkApplicationClient(spark_conn_id=spark_conn_id)
+        return LocalSparkApplicationClient(spark_conn_id=spark_conn_id,
+                                           object_store_conn_id=object_store_conn_id)
     if backend == "kubernetes":
         from sparkapp.hooks.kubernetes import SparkApplicationHook
 

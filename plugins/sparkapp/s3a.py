@@ -56,6 +56,8 @@ S3A_JARS = (
              "4959a9747cbb479c73c3ffbcd479bee5b014f8b2880994585a8693fb9d24675e"),  # pragma: allowlist secret
 )
 
+#: URI schemes of an object-store path a job may be given.
+OBJECT_STORE_SCHEMES = ("s3://", "s3a://")
 #: The credentials provider that reads ``AWS_ACCESS_KEY_ID`` and ``AWS_SECRET_ACCESS_KEY``.
 ENVIRONMENT_CREDENTIALS = "software.amazon.awssdk.auth.credentials.EnvironmentVariableCredentialsProvider"
 
@@ -111,6 +113,32 @@ def hadoop_conf() -> dict[str, str]:
         "spark.hadoop.fs.s3a.path.style.access": "true",
         "spark.hadoop.fs.s3a.aws.credentials.provider": ENVIRONMENT_CREDENTIALS,
     }
+
+
+def names_object_store(arguments) -> bool:
+    """Whether a job's arguments name an ``s3://`` or ``s3a://`` URI (its data root on an object store)."""
+    return any(str(a).startswith(OBJECT_STORE_SCHEMES) for a in arguments)
+
+
+def uses_s3a(spark_conf: dict[str, str]) -> bool:
+    """Whether a rendered job reads through S3A (its Spark conf carries :func:`hadoop_conf`)."""
+    return spark_conf.get("spark.hadoop.fs.s3a.aws.credentials.provider") == ENVIRONMENT_CREDENTIALS
+
+
+def environment_from_connection(conn_id: str) -> dict[str, str]:
+    """What a Spark pod's Secret holds, from the Airflow connection ``conn_id`` (type ``aws``: login,
+    password, ``extra.endpoint_url`` and ``extra.region_name``), for a job the local backend runs."""
+    from airflow.sdk import Connection
+
+    connection = Connection.get(conn_id)
+    extra = connection.extra_dejson
+    environment = {"AWS_ACCESS_KEY_ID": connection.login or "",
+                   "AWS_SECRET_ACCESS_KEY": connection.password or ""}
+    if extra.get("endpoint_url"):
+        environment["AWS_ENDPOINT_URL_S3"] = extra["endpoint_url"]
+    if extra.get("region_name"):
+        environment["AWS_REGION"] = extra["region_name"]
+    return environment
 
 
 def main() -> int:

@@ -78,7 +78,7 @@ def test_dag_runs_on_the_real_control_plane(cluster, shared_cluster, tmp_path):
 
     applications = stored_applications(shared_cluster, names)
     (features,) = [a for n, a in applications.items() if n.startswith("features-")]
-    assert features["spec"]["arguments"][:4] == ["--data-root", str(DataLayout.from_env().root),
+    assert features["spec"]["arguments"][:4] == ["--data-root", settings.data_root(),
                                                  "--start-date", "2013-03-02"]
     settings_ = shared_cluster.platform.settings()  # deploy/'s pod settings, rendered at run time
     secrets = [{"secretRef": {"name": n}} for n in settings_["SPARKAPP_ENV_SECRETS"].split(",")]

@@ -42,7 +42,7 @@ def test_an_empty_data_root_fills_in_history_once_and_trains_nothing(data_root):
     ]
     lines = text.splitlines()
     assert lines[0] == ("Backfill of flight_delay_retraining: 4 run(s), logical dates "
-                        f"2013-06-01..2013-06-04, data root {data_root.root}")
+                        f"2013-06-01..2013-06-04, data root {data_root.root.as_uri()}")
     assert '"history_days": 3' in lines[1] and '"backfill_training": false' in lines[1]
     assert lines[2] == "training: off: runs stop after the features (set backfill_training to train)"
     assert lines[-1] == ("  airflow backfill create --dag-id flight_delay_retraining --from-date 2013-06-01 "

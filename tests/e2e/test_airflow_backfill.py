@@ -14,6 +14,7 @@ import time
 from datetime import date, datetime, timedelta
 
 import httpx
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from mlflow import MlflowClient
@@ -147,7 +148,8 @@ def fingerprint(layout: DataLayout, day: date) -> dict:
     partition's file count, rows and content (Spark names its files anew on every write)."""
     raw = {dataset: sha256(raw_data(layout, dataset, day)) for dataset in DAILY_DATASETS}
     files = feature_files(layout, day)
-    features = pq.read_table([f.path for f in files]).to_pandas() if files else None
+    # Each file on its own: a list of paths would make pyarrow read date=... folders as a partition column.
+    features = pd.concat([pq.ParquetFile(f.path).read().to_pandas() for f in files]) if files else None
     content = (hashlib.sha256(features.sort_values(list(features.columns)).to_csv(index=False).encode())
                .hexdigest() if features is not None else None)
     return {"raw": raw, "feature_files": len(files), "feature_rows": partition_rows(layout, day)["features"],

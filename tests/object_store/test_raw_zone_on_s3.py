@@ -111,3 +111,42 @@ def test_the_connection_named_by_the_knob_is_what_reaches_the_store(store, layou
     with pytest.raises(PermissionError):
         ingest_day(DataLayout.from_env(), DAY)
     assert keys(store, f"{layout.root.path.split('/', 1)[1]}/") == []
+
+
+def test_the_feature_job_reads_validated_data_and_publishes_features_on_s3(store, layout, tmp_path):
+    """The feature SparkApplication on the local backend, its data root ``s3://``: it reads the
+    validated publications through S3A and publishes its features there; the manifest carries only the
+    S3A settings that are not secret, the keys come from the connection as a pod's Secret would."""
+    import pyarrow.parquet as pq
+
+    from flight_delays.ingest import source_rows
+    from flight_delays.jobs import FEATURES_JOB
+    from sparkapp import s3a, states
+    from sparkapp.application import render_manifest
+    from sparkapp.hooks.local import LocalSparkApplicationClient
+
+    for day in [*HISTORY, DAY]:
+        ingest_day(layout, day)
+    ingest_reference(layout)
+    PartitionValidator().validate_days(layout, [*HISTORY, DAY], reference=True)
+    manifest = render_manifest(FEATURES_JOB, name="features-on-s3", namespace="default", arguments=[
+        "--data-root", f"s3://{BUCKET}/{tmp_path.name}", "--start-date", DAY.isoformat(),
+        "--end-date", DAY.isoformat(), "--history-start", HISTORY[0].isoformat(), "--history-days", "2"])
+    assert s3a.hadoop_conf().items() <= manifest["spec"]["sparkConf"].items()
+    rendered = json.dumps(manifest)
+    assert store.access_key not in rendered and store.secret_key not in rendered
+
+    client = LocalSparkApplicationClient(state_dir=tmp_path / "applications", object_store_conn_id=CONN_ID)
+    application = client.create_application(manifest)
+    assert states.application_state(application) == states.COMPLETED, application["status"]
+
+    folder = layout.feature_partition(DAY)
+    published = latest(folder)
+    arrived = int(source_rows(FLIGHTS, DAY)["arr_delay"].notna().sum())
+    assert (published.version, published.writer, published.meta) == (
+        1, "SparkApplication features-on-s3", {"rows": arrived})
+    (stored,) = published.files.values()
+    assert "_manifests/00000001.json" in keys(store, f"{tmp_path.name}/features/date={DAY}/")
+    assert stored in keys(store, f"{tmp_path.name}/features/date={DAY}/")
+    with published.path(folder, "part-00000.parquet").open("rb") as part:
+        assert pq.ParquetFile(part).metadata.num_rows == arrived

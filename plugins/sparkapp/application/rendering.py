@@ -12,6 +12,7 @@ import json
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from sparkapp import s3a
 from sparkapp.application.image import IMAGE_CONTRACT, ImageContract
 from sparkapp.application.names import MAX_NAME_LENGTH, is_dns_1035_label, require
 
@@ -109,7 +110,8 @@ def render_manifest(job: SparkJob, *, name: str, namespace: str, arguments: Sequ
     :param job: what runs.
     :param name: the application name (see :func:`application_name`).
     :param namespace: the namespace the application is created in.
-    :param arguments: the program's arguments for this run.
+    :param arguments: the program's arguments for this run; when one is an ``s3://`` or ``s3a://``
+        URI, the Spark conf gets the S3A settings of :func:`sparkapp.s3a.hadoop_conf`.
     :param labels: labels of the application and of its driver and executor pods.
     :param annotations: annotations of the application; the spec hash is added to them.
     :param pod_environment: the deployment's data volume, Secrets and event log directory, or None.
@@ -119,6 +121,8 @@ def render_manifest(job: SparkJob, *, name: str, namespace: str, arguments: Sequ
     if pod_environment is not None:
         pod_environment.validate()
         job = replace(job, spark_conf={**job.spark_conf, **pod_environment.spark_conf()})
+    if s3a.names_object_store(arguments):  # the S3A settings that are not secret; the keys are the pods'
+        job = replace(job, spark_conf={**job.spark_conf, **s3a.hadoop_conf()})
     job.validate()
     require(is_dns_1035_label(name, MAX_NAME_LENGTH),
             f"metadata.name {name!r} must be a DNS-1035 label of at most {MAX_NAME_LENGTH} characters")

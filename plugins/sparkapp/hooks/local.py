@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sparkapp import states
+from sparkapp import s3a, states
 from sparkapp.application.image import IMAGE_CONTRACT
 from sparkapp.client import ApplicationNotFound
 
@@ -119,11 +119,17 @@ class LocalSparkApplicationClient:
     :param state_dir: where application objects are kept (one file per namespace and name).
     :param project_root: the checkout that ``local://`` paths of the job image map to.
     :param image_contract: the job image the manifests point into (its project root and ``PYTHONPATH``).
+    :param object_store_conn_id: Airflow connection (type ``aws``) of the object store that a job
+        rendered for S3A reads (:func:`sparkapp.s3a.uses_s3a`): its keys and endpoint are given to
+        ``spark-submit`` as the environment a pod's Secret gives on a cluster, with the S3A jars
+        (:func:`sparkapp.s3a.local_jars`) that the job image bakes in.
     """
 
     def __init__(self, *, spark_conn_id: str = "spark_default", state_dir: Path | None = None,
-                 project_root: Path = PROJECT_ROOT, image_contract: ImageContract = IMAGE_CONTRACT) -> None:
+                 project_root: Path = PROJECT_ROOT, image_contract: ImageContract = IMAGE_CONTRACT,
+                 object_store_conn_id: str = "aws_default") -> None:
         self.spark_conn_id = spark_conn_id
+        self.object_store_conn_id = object_store_conn_id
         self.state_dir = state_dir or default_state_dir()
         self.project_root = project_root
         self.image_contract = image_contract
@@ -190,7 +196,11 @@ class LocalSparkApplicationClient:
             "lastSubmissionAttemptTime": _now(),
         }}
         self._save(application_object)
-        hook = SparkSubmitHook(conn_id=self.spark_conn_id, env_vars=self._environment(), **submit_args)
+        environment = self._environment()
+        if s3a.uses_s3a(submit_args["conf"]):
+            submit_args["jars"] = ",".join(filter(None, [submit_args["jars"], *map(str, s3a.local_jars())]))
+            environment.update(s3a.environment_from_connection(self.object_store_conn_id))
+        hook = SparkSubmitHook(conn_id=self.spark_conn_id, env_vars=environment, **submit_args)
         interrupted = None
         try:
             hook.submit(application)

@@ -94,15 +94,17 @@ class SparkApplicationOperator(BaseOperator):
         ``$SPARKAPP_BACKEND`` when the task runs (default ``local``).
     :param spark_conn_id: connection of the Spark master, for the local backend.
     :param kubernetes_conn_id: connection to the cluster, for the Kubernetes backend.
+    :param object_store_conn_id: connection of the object store a job on ``s3://`` reads, for the
+        local backend (templated; on a cluster the pods' Secret holds the keys).
     """
 
-    template_fields: Sequence[str] = ("arguments", "namespace", "profile")
+    template_fields: Sequence[str] = ("arguments", "namespace", "profile", "object_store_conn_id")
     ui_color = "#f7c873"
 
     def __init__(self, *, job: SparkJob, arguments: Sequence[str] = (), namespace: str | None = None,
                  profile: str = DEFAULT_PROFILE, backend: str | None = None,
                  spark_conn_id: str = "spark_default", kubernetes_conn_id: str = "kubernetes_default",
-                 **kwargs) -> None:
+                 object_store_conn_id: str = "aws_default", **kwargs) -> None:
         super().__init__(**kwargs)
         self.job = job
         self.arguments = arguments
@@ -111,11 +113,13 @@ class SparkApplicationOperator(BaseOperator):
         self.backend = backend
         self.spark_conn_id = spark_conn_id
         self.kubernetes_conn_id = kubernetes_conn_id
+        self.object_store_conn_id = object_store_conn_id
 
     @cached_property
     def client(self) -> SparkApplicationClient:
         return get_client(resolve_backend(self.backend), spark_conn_id=self.spark_conn_id,
-                          kubernetes_conn_id=self.kubernetes_conn_id)
+                          kubernetes_conn_id=self.kubernetes_conn_id,
+                          object_store_conn_id=self.object_store_conn_id)
 
     def build_manifest(self, context: Context, namespace: str | None = None) -> dict:
         """Render this run's SparkApplication (also used to preview what would be submitted).

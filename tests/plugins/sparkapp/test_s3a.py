@@ -91,3 +91,16 @@ def test_a_wrong_secret_fails_the_job_with_the_servers_refusal(store, tmp_path):
             "s3a://flight-delays/probe/refused") in output, output[-3000:]
     assert "Status Code: 403" in output
     assert not store.client().list_objects_v2(Bucket="flight-delays", Prefix="probe/refused").get("Contents")
+
+
+def test_a_job_given_an_object_store_uri_is_rendered_for_s3a_and_no_other_is():
+    from flight_delays.jobs import FEATURES_JOB
+    from sparkapp.application import render_manifest
+
+    on_s3 = render_manifest(FEATURES_JOB, name="features-s3", namespace="ml",
+                            arguments=["--data-root", "s3://lake/flights"])
+    on_disk = render_manifest(FEATURES_JOB, name="features-disk", namespace="ml",
+                              arguments=["--data-root", "/data/flights"])
+    assert on_s3["spec"]["sparkConf"] == {**on_disk["spec"]["sparkConf"], **s3a.hadoop_conf()}
+    assert s3a.uses_s3a(on_s3["spec"]["sparkConf"]) and not s3a.uses_s3a(on_disk["spec"]["sparkConf"])
+    assert not any(key.startswith("spark.hadoop.fs.s3a") for key in on_disk["spec"]["sparkConf"])
