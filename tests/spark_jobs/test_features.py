@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import math
 import re
+import textwrap
 from datetime import date, datetime, timezone
 
 import pytest
@@ -202,3 +203,45 @@ def test_of_two_runs_publishing_the_same_day_the_later_fails_naming_the_winner(s
     assert (winner.version, winner.writer) == (1, "the other run")
     assert sorted(p.name for p in data.feature_partition(day).iterdir()) == sorted(
         ["_manifests", winner.files["part-00000.parquet"]])  # nothing of the loser's is left
+
+
+KILLED_FEATURE_RUN = textwrap.dedent("""
+    import os, signal, sys
+    from datetime import date
+
+    from pyspark.sql import Row, SparkSession
+
+    from flight_delays.layout import DataLayout
+    from spark_jobs import features as job
+
+    spark = SparkSession.builder.master("local[1]").config("spark.ui.enabled", "false").getOrCreate()
+    # Killed when its first day's part files are written and its manifest is next.
+    job.publish = lambda *args, **kwargs: os.kill(os.getpid(), signal.SIGKILL)
+    day = date(2013, 6, 1)
+    job.publish_features(spark.createDataFrame([Row(date=day, x=9)]), DataLayout.for_job(sys.argv[1]), [day],
+                         writer="killed")
+""")
+
+
+def test_a_feature_run_killed_mid_write_leaves_the_previous_publication_intact(spark, tmp_path):
+    import subprocess
+    import sys
+
+    from spark_jobs.features import publish_features
+
+    data = DataLayout.for_job(str(tmp_path / "data"))
+    day = date(2013, 6, 1)
+    publish_features(spark.createDataFrame([Row(date=day, x=1), Row(date=day, x=2)]), data, [day],
+                     writer="run-1")
+    before = latest(data.feature_partition(day))
+    script = tmp_path / "killed_feature_run.py"
+    script.write_text(KILLED_FEATURE_RUN)
+    killed = subprocess.run([sys.executable, str(script), str(tmp_path / "data")], capture_output=True,
+                            text=True, timeout=300)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    assert latest(data.feature_partition(day)) == before
+    parts = partitions.feature_files(data.feature_partition(day))
+    assert sorted(r.x for r in spark.read.parquet(*[spark_uri(p) for p in parts]).collect()) == [1, 2]
+    # The killed run's part files are there, in a folder of its own that no manifest names.
+    folders = {p.name for p in data.feature_partition(day).iterdir()} - {"_manifests"}
+    assert len(folders) == 2 and before.files["part-00000.parquet"].split("/")[0] in folders

@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
 from datetime import date
 
 import pandas as pd
@@ -102,3 +106,58 @@ def test_a_quarantined_day_counts_as_not_ingested(layout):
     assert not is_ingested(layout, DAY)
     ingest_day(layout, DAY)
     assert is_ingested(layout, DAY)
+
+
+KILLED_INGEST = textwrap.dedent("""
+    import os, signal, sys
+    from datetime import date
+
+    import pandas as pd
+
+    from flight_delays import publication
+    from flight_delays.ingest import ingest_day
+    from flight_delays.layout import DataLayout
+
+    point = sys.argv[2]
+    kill = lambda *args, **kwargs: os.kill(os.getpid(), signal.SIGKILL)
+    if point == "mid-write":
+        def half_then_killed(self, out, **kwargs):
+            out.write(b"PAR1 half")
+            out.flush()
+            kill()
+        pd.DataFrame.to_parquet = half_then_killed
+    elif point == "before-manifest":
+        publication._create_exclusively = kill
+    elif point == "between-datasets":
+        real_publish = publication.publish
+        def publish_then_killed(folder, *args, **kwargs):
+            if "weather" in folder.path:
+                kill()
+            return real_publish(folder, *args, **kwargs)
+        import flight_delays.ingest
+        flight_delays.ingest.publish = publish_then_killed
+    ingest_day(DataLayout(sys.argv[1]), date(2013, 6, 30), writer="killed")
+""")
+
+
+@pytest.mark.parametrize("point", ["mid-write", "before-manifest", "between-datasets"])
+def test_an_ingest_killed_at_any_point_leaves_each_partition_whole(layout, tmp_path, point):
+    ingest_day(layout, DAY, writer="first")
+    before = {d: latest(layout.raw_partition(d, DAY)) for d in (FLIGHTS, WEATHER)}
+    script = tmp_path / "killed_ingest.py"
+    script.write_text(KILLED_INGEST)
+    killed = subprocess.run([sys.executable, str(script), layout.root.path, point], capture_output=True,
+                            text=True, timeout=300, env=os.environ)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    after = {d: latest(layout.raw_partition(d, DAY)) for d in (FLIGHTS, WEATHER)}
+    if point == "between-datasets":  # the flights were published whole, the weather not at all
+        assert (after[FLIGHTS].version, after[FLIGHTS].writer) == (2, "killed")
+        assert after[WEATHER] == before[WEATHER]
+        assert current_data(layout, FLIGHTS) == before[FLIGHTS].path(layout.raw_partition(FLIGHTS, DAY),
+                                                                     DATA_FILE).read_bytes()
+    else:
+        assert after == before
+    for dataset in (FLIGHTS, WEATHER):
+        with latest(layout.raw_partition(dataset, DAY)).path(layout.raw_partition(dataset, DAY),
+                                                             DATA_FILE).open("rb") as data:
+            assert len(pd.read_parquet(data)) == {FLIGHTS: 918, WEATHER: 72}[dataset]

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import subprocess
+import sys
+import textwrap
 from datetime import date, timedelta
 
 import pandas as pd
@@ -341,3 +345,31 @@ def test_a_missing_partition_is_an_error_of_the_pipeline_not_a_verdict(validator
                                                 r"was flights ingested\?"):
         validator.validate_days(layout, [DAY])
     assert not layout.quarantine_partition(FLIGHTS, DAY).exists()
+
+
+KILLED_GATE = textwrap.dedent("""
+    import os, signal, sys
+    from datetime import date
+
+    from flight_delays import publication
+    from flight_delays.layout import DataLayout
+    from flight_delays.validation import PartitionValidator
+
+    # Killed when the first verdict's manifest is about to be created: results computed, files written.
+    publication._create_exclusively = lambda *args: os.kill(os.getpid(), signal.SIGKILL)
+    PartitionValidator().judge(DataLayout(sys.argv[1]), [date(2013, 6, 30)])
+""")
+
+
+def test_a_gate_killed_before_its_verdict_leaves_the_day_unvalidated_and_a_rerun_validates_it(
+        validator, layout, tmp_path):
+    before = {dataset: latest(layout.raw_partition(dataset, DAY)) for dataset in (FLIGHTS, WEATHER)}
+    script = tmp_path / "killed_gate.py"
+    script.write_text(KILLED_GATE)
+    killed = subprocess.run([sys.executable, str(script), layout.root.path], capture_output=True, text=True,
+                            timeout=300, env=os.environ)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    assert {dataset: latest(layout.raw_partition(dataset, DAY)) for dataset in (FLIGHTS, WEATHER)} == before
+    assert all(partitions.state(p) is None for p in before.values())  # not validated, not failed
+    assert validator.validate_days(layout, [DAY]).passed
+    assert [latest(layout.raw_partition(d, DAY)).version for d in (FLIGHTS, WEATHER)] == [2, 2]
