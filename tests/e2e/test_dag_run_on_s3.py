@@ -32,7 +32,9 @@ def test_the_dag_runs_end_to_end_on_an_s3_data_root(tmp_path, monkeypatch):
         store.create_bucket(BUCKET)
         for name in [n for n in os.environ if n.startswith("AWS_")]:
             monkeypatch.delenv(name)
-        monkeypatch.setenv("AIRFLOW_CONN_FLIGHT_DELAYS_STORAGE", json.dumps(store.connection()))
+        # A connection id of its own: Airflow caches a store's filesystem by id for the whole process.
+        monkeypatch.setenv("AIRFLOW_CONN_DAG_RUN_ON_S3_STORAGE", json.dumps(store.connection()))
+        monkeypatch.setenv("FLIGHT_DELAYS_STORAGE_CONN_ID", "dag_run_on_s3_storage")
         monkeypatch.setenv("FLIGHT_DELAYS_DATA_ROOT", f"s3://{BUCKET}/lake")
         monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
         monkeypatch.setenv("MLFLOW_ARTIFACT_LOCATION", str(tmp_path / "artifacts"))

@@ -19,7 +19,9 @@ from flight_delays.validation import DataValidationError, PartitionValidator
 from testing.object_store import LocalObjectStore
 
 BUCKET = "flight-delays"
-CONN_ID = "flight_delays_storage"
+# Airflow caches an object store's filesystem by connection id for the life of the process: each module
+# that starts a server of its own names its connection differently, so no module reaches a stopped one.
+CONN_ID = "raw_zone_test_storage"
 HISTORY = [date(2013, 6, 28), date(2013, 6, 29)]
 DAY = date(2013, 6, 30)
 
@@ -37,6 +39,7 @@ def layout(store, tmp_path, monkeypatch) -> DataLayout:
     for name in [n for n in os.environ if n.startswith("AWS_")]:
         monkeypatch.delenv(name)
     monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps(store.connection()))
+    monkeypatch.setenv("FLIGHT_DELAYS_STORAGE_CONN_ID", CONN_ID)
     monkeypatch.setenv("FLIGHT_DELAYS_DATA_ROOT", f"s3://{BUCKET}/{tmp_path.name}")
     return DataLayout.from_env()
 

@@ -18,7 +18,9 @@ from flight_delays import publication
 from flight_delays.publication import PublicationConflict, PublicationError, latest, publish
 from testing.object_store import LocalObjectStore
 
-CONN_ID = "flight_delays_storage"
+# Airflow caches an object store's filesystem by connection id for the life of the process: each module
+# that starts a server of its own names its connection differently, so no module reaches a stopped one.
+CONN_ID = "publication_test_storage"
 
 
 @pytest.fixture(scope="module")
