@@ -28,14 +28,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sparkapp import s3a
+
 if TYPE_CHECKING:
     from datetime import date
 
 #: A path under the data root: Airflow's ``ObjectStoragePath`` in the tasks, ``upath.UPath`` in the jobs
 #: (the same pathlib-like API over fsspec).
 StoragePath = Any
-#: Schemes of an object-store data root (``s3a`` is how Spark's S3A connector names ``s3``).
-OBJECT_STORE_SCHEMES = ("s3", "s3a")
 
 FLIGHTS = "flights"
 WEATHER = "weather"
@@ -98,7 +98,7 @@ def under(root: str, path: str) -> str:
 
 
 def is_object_store(root: str) -> bool:
-    return root.split("://", 1)[0] in OBJECT_STORE_SCHEMES if "://" in root else False
+    return s3a.names_object_store([root])
 
 
 def storage_uri(root: str) -> str:
